@@ -1,0 +1,27 @@
+"""One place that builds the names of the keys scmatch writes."""
+
+from __future__ import annotations
+
+
+class Key:
+    """Key names written by scmatch functions."""
+
+    @staticmethod
+    def probabilities(key_added: str) -> str:
+        """``mdata.obsp`` key of the match-probability matrix."""
+        return f"{key_added}_probabilities"
+
+    @staticmethod
+    def embedding(key_added: str, mod: str) -> str:
+        """``.obsm`` key of a modality's learned embedding."""
+        return f"X_{key_added}_{mod}"
+
+    @staticmethod
+    def lsi() -> str:
+        """``.obsm`` key of the LSI embedding."""
+        return "X_lsi"
+
+    @staticmethod
+    def coreset(key_added: str) -> tuple[str, str]:
+        """``.obs`` columns of a coreset selection: (selected, weight)."""
+        return f"{key_added}_selected", f"{key_added}_weight"
