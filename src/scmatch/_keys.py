@@ -12,9 +12,9 @@ class Key:
         return f"{key_added}_probabilities"
 
     @staticmethod
-    def embedding(key_added: str, mod: str) -> str:
-        """``.obsm`` key of a modality's learned embedding."""
-        return f"X_{key_added}_{mod}"
+    def embedding(key_added: str) -> str:
+        """``.obsm`` key (in each modality) of the learned joint embedding."""
+        return f"X_{key_added}"
 
     @staticmethod
     def lsi() -> str:

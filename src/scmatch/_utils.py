@@ -26,7 +26,9 @@ def _get_modality(data: AnnData | MuData, mod: str | None) -> AnnData:
         if mod is None:
             raise ValueError(f"`data` is a MuData: pass `mod=` with one of {list(data.mod)}.")
         if mod not in data.mod:
-            raise ValueError(f"Modality {mod!r} is not in the MuData; it has {list(data.mod)}. Pass one of those as `mod=`.")
+            raise ValueError(
+                f"Modality {mod!r} is not in the MuData; it has {list(data.mod)}. Pass one of those as `mod=`."
+            )
         return data.mod[mod]
     if isinstance(data, AnnData):
         return data
@@ -70,7 +72,9 @@ def _check_counts(X: np.ndarray | sp.spmatrix, *, what: str) -> None:
     values = X.data if sp.issparse(X) else np.asarray(X)
     _check_finite(X, what=what)
     if values.size and values.min() < 0:
-        raise ValueError(f"{what} has negative values, but raw counts are required. Pass the counts layer with `layer=`.")
+        raise ValueError(
+            f"{what} has negative values, but raw counts are required. Pass the counts layer with `layer=`."
+        )
     if values.size and not np.allclose(values, np.round(values)):
         raise ValueError(
             f"{what} has non-integer values, but raw counts are required. "

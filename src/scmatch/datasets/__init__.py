@@ -1,1 +1,5 @@
-"""scmatch.datasets."""
+"""Datasets: loaders of public paired data and a simulator of paired multiome data."""
+
+from ._loaders import bmmc_cite_starter, bmmc_multiome_starter, neurips2021_match_modality
+
+__all__ = ["bmmc_cite_starter", "bmmc_multiome_starter", "neurips2021_match_modality"]

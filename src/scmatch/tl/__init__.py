@@ -1,1 +1,5 @@
-"""scmatch.tl."""
+"""Tools: matching cells across modalities."""
+
+from ._match import match_modalities
+
+__all__ = ["match_modalities"]

@@ -1,0 +1,453 @@
+"""MatchModel: fit a cross-modal metric on paired cells, then match unpaired cells with probabilities."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from .._utils import _check_finite, _device, _rng, logger
+from ._matching import MATCHINGS, match_block, row_softmax, sinkhorn_dense
+from ._modules import CrossAttentionMatcher
+from ._persist import load_model, save_model
+from ._scoring import candidate_similarities, encode
+from ._train import LOSSES, TrainConfig, train
+
+ARCHITECTURE = ("n_tokens", "d_model", "d_embed", "n_heads", "n_layers", "dropout", "alpha")
+TEMPERATURE_GRID = np.geomspace(0.002, 1.0, 45)
+
+
+class MatchModel:
+    """Cross-attention metric model matching cells of two modalities.
+
+    Self-attention embeddings ``i0`` (mod1) and ``c0`` (mod2) and cross-attention embeddings ``i1``, ``c1`` give
+    the similarity ``S(R, A) = i0 . c0 + alpha * i1 . c1``, trained on paired reference cells with a
+    bidirectional triplet ranking loss on the hardest in-batch negative (or symmetric InfoNCE).
+
+    Parameters
+    ----------
+    alpha
+        Weight of the cross-attention term; 0 switches it off (faster, scores only ``i0 . c0``).
+    loss
+        ``"triplet"`` (hardest negative, after ``warmup_epochs`` of the mean-over-negatives form) or
+        ``"infonce"``.
+    margin
+        Triplet margin.
+    temperature
+        InfoNCE temperature (training only; matching temperatures are calibrated on the reference).
+    n_tokens, d_model, d_embed, n_heads, n_layers, dropout
+        Architecture: tokens per cell, token width, embedding size, attention heads, self-attention layers.
+    epochs, batch_size, lr, weight_decay, warmup_epochs, patience, noise
+        Optimisation: maximum epochs, in-batch size (the negatives come from the batch), AdamW learning rate and
+        weight decay, warm-up epochs, early-stopping patience (epochs without a better validation score), and
+        the standard deviation of Gaussian noise added to standardised inputs during training.
+    validation_fraction
+        Share of the reference pairs held out for early stopping and temperature calibration.
+    n_candidates
+        Candidates per cell kept from the ``i0 . c0`` search; the cross term re-ranks only these.
+    device
+        ``"auto"`` (CUDA if available, else CPU), ``"cpu"`` or ``"cuda"``.
+    progress_bar
+        Show a tqdm progress bar while training.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scmatch.model import MatchModel
+    >>> rng = np.random.default_rng(0)
+    >>> z = rng.normal(size=(200, 5))
+    >>> x1, x2 = z @ rng.normal(size=(5, 20)), z @ rng.normal(size=(5, 15))
+    >>> model = MatchModel(epochs=5, progress_bar=False).fit(x1[:150], x2[:150])
+    >>> P = model.predict_proba(x1[150:], x2[150:])
+    >>> P.shape
+    (50, 50)
+    """
+
+    def __init__(
+        self,
+        *,
+        alpha: float = 0.5,
+        loss: str = "triplet",
+        margin: float = 0.2,
+        temperature: float = 0.1,
+        n_tokens: int = 8,
+        d_model: int = 64,
+        d_embed: int = 64,
+        n_heads: int = 4,
+        n_layers: int = 1,
+        dropout: float = 0.1,
+        epochs: int = 200,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        warmup_epochs: int = 10,
+        patience: int = 30,
+        noise: float = 0.1,
+        validation_fraction: float = 0.1,
+        n_candidates: int = 100,
+        device: str = "auto",
+        progress_bar: bool = True,
+    ) -> None:
+        if loss not in LOSSES:
+            raise ValueError(f"Unknown loss {loss!r}; use one of {LOSSES}.")
+        if alpha < 0:
+            raise ValueError(f"`alpha` must be >= 0, got {alpha}.")
+        if not 0 <= validation_fraction < 1:
+            raise ValueError(f"`validation_fraction` must be in [0, 1), got {validation_fraction}.")
+        if batch_size < 2:
+            raise ValueError(f"`batch_size` must be at least 2 (negatives come from the batch), got {batch_size}.")
+        if d_model % n_heads:
+            raise ValueError(f"`d_model` ({d_model}) must be divisible by `n_heads` ({n_heads}).")
+        self.architecture = {
+            "n_tokens": n_tokens,
+            "d_model": d_model,
+            "d_embed": d_embed,
+            "n_heads": n_heads,
+            "n_layers": n_layers,
+            "dropout": dropout,
+            "alpha": float(alpha),
+        }
+        self.train_config = TrainConfig(
+            loss=loss,
+            margin=margin,
+            temperature=temperature,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            warmup_epochs=warmup_epochs,
+            patience=patience,
+            noise=noise,
+        )
+        self.validation_fraction = validation_fraction
+        self.n_candidates = n_candidates
+        self.device = device
+        self.progress_bar = progress_bar
+        self.module_: CrossAttentionMatcher | None = None
+        self.temperature_: dict[str, float] = {}
+        self.history_: dict = {}
+        self.feature_names_: tuple[list[str] | None, list[str] | None] = (None, None)
+
+    # ------------------------------------------------------------------ settings
+    def get_params(self) -> dict:
+        """All constructor settings as a JSON-serialisable dict."""
+        return {
+            **self.architecture,
+            **dataclasses.asdict(self.train_config),
+            "validation_fraction": self.validation_fraction,
+            "n_candidates": self.n_candidates,
+            "device": self.device,
+            "progress_bar": self.progress_bar,
+        }
+
+    @property
+    def alpha(self) -> float:
+        """Weight of the cross-attention term."""
+        return self.architecture["alpha"]
+
+    # ------------------------------------------------------------------ fitting
+    def fit(
+        self,
+        X1: np.ndarray | sp.spmatrix,
+        X2: np.ndarray | sp.spmatrix,
+        *,
+        sample_weight: np.ndarray | None = None,
+        feature_names1: Sequence[str] | None = None,
+        feature_names2: Sequence[str] | None = None,
+        random_state: int | None = 0,
+    ) -> MatchModel:
+        """Learn the metric from paired cells: row ``i`` of ``X1`` and row ``i`` of ``X2`` are the same cell.
+
+        Parameters
+        ----------
+        X1, X2
+            Features of mod1 and mod2 (cells x features), dense or sparse; sparse inputs are densified one
+            minibatch at a time.
+        sample_weight
+            Optional non-negative weight per pair (e.g. coreset weights).
+        feature_names1, feature_names2
+            Names of the features, checked again when the model is applied to new data.
+        random_state
+            Seed of every random step (initialisation, validation split, minibatches, dropout, noise).
+
+        Returns
+        -------
+        The fitted model.
+        """
+        X1, X2 = _check_pair(X1, X2)
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, dtype=np.float32)
+            if sample_weight.shape != (X1.shape[0],) or np.any(sample_weight < 0) or sample_weight.sum() <= 0:
+                raise ValueError("`sample_weight` must hold one non-negative weight per pair, not all zero.")
+        device = _device(self.device)
+        rng = _rng(random_state)
+        n = X1.shape[0]
+        n_val = round(self.validation_fraction * n)
+        if 0 < n_val < 10 or n - n_val < 2:
+            logger.info("too few reference pairs (%d) for a validation slice; calibrating on the training pairs", n)
+            n_val = 0
+        order = rng.permutation(n)
+        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+        seed = int(rng.integers(2**31 - 1))
+        devices = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            module = CrossAttentionMatcher(X1.shape[1], X2.shape[1], **self.architecture).to(device)
+            for m, X in ((1, X1), (2, X2)):
+                shift, scale = _standardization(X[train_idx])
+                module.set_standardization(m, torch.as_tensor(shift), torch.as_tensor(scale))
+            validation = (X1[val_idx], X2[val_idx]) if n_val else None
+            history = train(
+                module,
+                X1[train_idx],
+                X2[train_idx],
+                cfg=self.train_config,
+                rng=rng,
+                device=device,
+                sample_weight=None if sample_weight is None else sample_weight[train_idx],
+                validation=validation,
+                progress_bar=self.progress_bar,
+            )
+        self.module_ = module
+        self.history_ = history.as_dict()
+        self.feature_names_ = (_names(feature_names1, X1.shape[1]), _names(feature_names2, X2.shape[1]))
+        calib = val_idx if n_val else train_idx
+        self.temperature_ = self._calibrate(X1[calib], X2[calib])
+        logger.info("fitted: best epoch %d, temperatures %s", history.best_epoch, self.temperature_)
+        return self
+
+    def _calibrate(self, X1, X2) -> dict[str, float]:
+        """Temperatures minimising the negative log-likelihood of the true partner on held-out pairs."""
+        sim = self.similarity(X1, X2, n_candidates=X1.shape[0]).toarray()
+        truth = np.arange(sim.shape[0])
+        out = {}
+        for name in ("softmax", "sinkhorn"):
+            nll = []
+            for tau in TEMPERATURE_GRID:
+                if name == "softmax":
+                    P = row_softmax(sp.csr_matrix(sim), temperature=tau).toarray()
+                else:
+                    P = sinkhorn_dense(sim, temperature=tau)
+                nll.append(-np.mean(np.log(np.clip(P[truth, truth], 1e-12, None))))
+            out[name] = float(TEMPERATURE_GRID[int(np.argmin(nll))])
+        return out
+
+    # ------------------------------------------------------------------ applying
+    def _check_fitted(self) -> CrossAttentionMatcher:
+        if self.module_ is None:
+            raise ValueError("This MatchModel is not fitted yet: call `fit` first or load a saved model.")
+        return self.module_
+
+    def _check_features(self, X, modality: int, feature_names: Sequence[str] | None) -> None:
+        module = self._check_fitted()
+        expected = (module.shift1 if modality == 1 else module.shift2).shape[0]
+        if X.shape[1] != expected:
+            raise ValueError(
+                f"mod{modality} input has {X.shape[1]} features but the model was fitted on {expected}. "
+                "Use the same preprocessing (and the same .obsm key) as for the reference."
+            )
+        known = self.feature_names_[modality - 1]
+        if feature_names is not None and known is not None and list(feature_names) != list(known):
+            missing = [f for f in known if f not in set(feature_names)][:5]
+            raise ValueError(
+                f"mod{modality} features differ from those the model was fitted on (e.g. missing {missing}). "
+                "Subset and order the query's features like the reference's."
+            )
+
+    def transform(
+        self, X: np.ndarray | sp.spmatrix, *, modality: int, feature_names: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """Unit-length joint-space embedding (``i0`` for ``modality=1``, ``c0`` for 2) of every row of ``X``."""
+        if modality not in (1, 2):
+            raise ValueError(f"`modality` must be 1 or 2, got {modality!r}.")
+        X = _check_matrix(X, f"mod{modality} input")
+        self._check_features(X, modality, feature_names)
+        emb, _ = encode(self.module_, X, modality=modality, device=_device(self.device))
+        return emb.numpy()
+
+    def similarity(self, X1, X2, *, n_candidates: int | None = None) -> sp.csr_matrix:
+        """Sparse similarities ``S`` on each mod1 cell's best ``n_candidates`` mod2 cells."""
+        module = self._check_fitted()
+        device = _device(self.device)
+        keep = bool(module.alpha)
+        emb1, tok1 = encode(module, X1, modality=1, device=device, keep_tokens=keep)
+        emb2, tok2 = encode(module, X2, modality=2, device=device, keep_tokens=keep)
+        return candidate_similarities(
+            module,
+            emb1,
+            emb2,
+            tokens1=tok1,
+            tokens2=tok2,
+            n_candidates=n_candidates or self.n_candidates,
+            device=device,
+        )
+
+    def predict_proba(
+        self,
+        X1: np.ndarray | sp.spmatrix,
+        X2: np.ndarray | sp.spmatrix,
+        *,
+        batch1: Sequence | None = None,
+        batch2: Sequence | None = None,
+        matching: str = "sinkhorn",
+        top_k: int = 100,
+        feature_names1: Sequence[str] | None = None,
+        feature_names2: Sequence[str] | None = None,
+    ) -> sp.csr_matrix:
+        """Match probabilities of mod1 cells (rows) to mod2 cells (columns).
+
+        Parameters
+        ----------
+        X1, X2
+            Query features of mod1 and mod2, processed like the reference.
+        batch1, batch2
+            Optional batch label per cell; cells are matched only within the same batch.
+        matching
+            ``"softmax"`` (row softmax, calibrated temperature), ``"sinkhorn"`` (entropic optimal transport with
+            uniform marginals: each mod2 cell is used about once) or ``"assignment"`` (one-to-one matching, each
+            matched row puts all its mass on one cell).
+        top_k
+            Non-zeros kept per row (the challenge allows at most 1000).
+        feature_names1, feature_names2
+            Optional feature names, checked against those given to :meth:`fit`.
+
+        Returns
+        -------
+        CSR matrix (n1 x n2): non-negative, each row sums to one, at most ``top_k`` non-zeros per row.
+        """
+        module = self._check_fitted()
+        if matching not in MATCHINGS:
+            raise ValueError(f"Unknown matching {matching!r}; use one of {MATCHINGS}.")
+        if top_k < 1:
+            raise ValueError(f"`top_k` must be at least 1, got {top_k}.")
+        X1, X2 = _check_matrix(X1, "mod1 input"), _check_matrix(X2, "mod2 input")
+        self._check_features(X1, 1, feature_names1)
+        self._check_features(X2, 2, feature_names2)
+        groups = _batch_groups(batch1, batch2, X1.shape[0], X2.shape[0])
+        device = _device(self.device)
+        keep = bool(module.alpha)
+        emb1, tok1 = encode(module, X1, modality=1, device=device, keep_tokens=keep)
+        emb2, tok2 = encode(module, X2, modality=2, device=device, keep_tokens=keep)
+        tau = self.temperature_["softmax" if matching == "softmax" else "sinkhorn"]
+        n_cand = max(self.n_candidates, top_k)
+        blocks = []
+        for rows, cols in groups:
+            sim = candidate_similarities(
+                module,
+                emb1[rows],
+                emb2[cols],
+                tokens1=None if tok1 is None else tok1[rows],
+                tokens2=None if tok2 is None else tok2[cols],
+                n_candidates=n_cand,
+                device=device,
+            )
+            P = match_block(sim, matching=matching, temperature=tau, top_k=top_k).tocoo()
+            blocks.append((rows[P.row], cols[P.col], P.data))
+        r, c, v = (np.concatenate(parts) for parts in zip(*blocks, strict=True))
+        return sp.csr_matrix((v, (r, c)), shape=(X1.shape[0], X2.shape[0]))
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str, *, overwrite: bool = False) -> None:
+        """Write ``config.json`` (settings, calibration, history, checksum) and ``model.pt`` (state_dict)."""
+        module = self._check_fitted()
+        save_model(
+            path,
+            params=self.get_params(),
+            state=module.state_dict(),
+            extra={
+                "n_features": [int(module.shift1.shape[0]), int(module.shift2.shape[0])],
+                "temperature": self.temperature_,
+                "history": self.history_,
+                "feature_names": list(self.feature_names_),
+            },
+            overwrite=overwrite,
+        )
+
+    @classmethod
+    def load(cls, path: str, *, device: str = "auto") -> MatchModel:
+        """Load a model written by :meth:`save` (weights read with ``weights_only=True``)."""
+        params, state, extra = load_model(path)
+        params = {**params, "device": device}
+        model = cls(**params)
+        n1, n2 = extra["n_features"]
+        module = CrossAttentionMatcher(n1, n2, **model.architecture)
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as err:
+            raise ValueError(f"The weights in {path!r} do not fit the saved configuration: {err}") from err
+        model.module_ = module.to(_device(device)).eval()
+        model.temperature_ = extra["temperature"]
+        model.history_ = extra["history"]
+        model.feature_names_ = tuple(extra["feature_names"])
+        return model
+
+
+def _check_matrix(X, what: str) -> np.ndarray | sp.csr_matrix:
+    if isinstance(X, pd.DataFrame):
+        X = X.to_numpy()
+    if sp.issparse(X):
+        X = sp.csr_matrix(X, dtype=np.float32)
+    else:
+        X = np.asarray(X)
+        if X.dtype.kind not in "biuf":
+            raise TypeError(f"{what} must be numeric, got dtype {X.dtype}.")
+        X = X.astype(np.float32, copy=False)
+    if X.ndim != 2:
+        raise ValueError(f"{what} must be 2-D (cells x features), got shape {X.shape}.")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{what} is empty (shape {X.shape}).")
+    _check_finite(X, what=what)
+    return X
+
+
+def _check_pair(X1, X2):
+    X1, X2 = _check_matrix(X1, "mod1 input"), _check_matrix(X2, "mod2 input")
+    if X1.shape[0] != X2.shape[0]:
+        raise ValueError(
+            f"Paired inputs need the same number of cells, got {X1.shape[0]} (mod1) and {X2.shape[0]} (mod2)."
+        )
+    if X1.shape[0] < 2:
+        raise ValueError("At least 2 paired cells are needed to learn a metric.")
+    return X1, X2
+
+
+def _standardization(X) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and one global scale (root mean feature variance), so relative variances are kept."""
+    if sp.issparse(X):
+        mean = np.asarray(X.mean(axis=0)).ravel()
+        var = np.asarray(X.multiply(X).mean(axis=0)).ravel() - mean**2
+    else:
+        mean, var = X.mean(axis=0), X.var(axis=0)
+    scale = float(np.sqrt(max(np.mean(var), 1e-12)))
+    return mean.astype(np.float32), np.full_like(mean, scale, dtype=np.float32)
+
+
+def _names(names, n: int) -> list[str] | None:
+    if names is None:
+        return None
+    names = [str(x) for x in names]
+    if len(names) != n:
+        raise ValueError(f"Got {len(names)} feature names for {n} features.")
+    return names
+
+
+def _batch_groups(batch1, batch2, n1: int, n2: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Row and column indices of each batch present in both modalities."""
+    if batch1 is None and batch2 is None:
+        return [(np.arange(n1), np.arange(n2))]
+    if batch1 is None or batch2 is None:
+        raise ValueError("Pass batch labels for both modalities (`batch1` and `batch2`) or for neither.")
+    b1, b2 = np.asarray(batch1).astype(str), np.asarray(batch2).astype(str)
+    if len(b1) != n1 or len(b2) != n2:
+        raise ValueError("Batch labels must have one entry per cell.")
+    only1, only2 = sorted(set(b1) - set(b2)), sorted(set(b2) - set(b1))
+    if only1 or only2:
+        raise ValueError(
+            f"Batches must be present in both modalities; only in mod1: {only1}, only in mod2: {only2}. "
+            "Drop those cells or match without `batch_key`."
+        )
+    return [(np.flatnonzero(b1 == b), np.flatnonzero(b2 == b)) for b in sorted(set(b1))]

@@ -1,0 +1,162 @@
+"""Torch modules of the cross-attention metric model; they know nothing of AnnData."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class TokenEncoder(nn.Module):
+    """Turn one modality's cell vector into a small set of tokens refined by self-attention.
+
+    Parameters
+    ----------
+    n_features
+        Input dimension (e.g. 50 PCA or LSI components).
+    n_tokens
+        Number of tokens per cell.
+    d_model
+        Token width.
+    n_heads
+        Attention heads of the self-attention layer.
+    n_layers
+        Number of self-attention (transformer encoder) layers.
+    dropout
+        Dropout inside the encoder.
+    """
+
+    def __init__(
+        self, n_features: int, *, n_tokens: int, d_model: int, n_heads: int, n_layers: int, dropout: float
+    ) -> None:
+        super().__init__()
+        hidden = max(2 * d_model, 128)
+        self.n_tokens, self.d_model = n_tokens, d_model
+        self.mlp = nn.Sequential(
+            nn.Linear(n_features, hidden),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, n_tokens * d_model),
+        )
+        self.position = nn.Parameter(torch.zeros(n_tokens, d_model))
+        nn.init.normal_(self.position, std=0.02)
+        self.norm = nn.LayerNorm(d_model)
+        layer = nn.TransformerEncoderLayer(
+            d_model, n_heads, dim_feedforward=2 * d_model, dropout=dropout, batch_first=True, norm_first=True
+        )
+        self.attention = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return tokens of shape (cells, n_tokens, d_model)."""
+        tokens = self.mlp(x).view(-1, self.n_tokens, self.d_model) + self.position
+        return self.attention(self.norm(tokens))
+
+
+class CrossAttentionMatcher(nn.Module):
+    """Two-modality metric network.
+
+    Self-attention within each modality gives the embeddings ``i0`` (mod1) and ``c0`` (mod2); cross-attention
+    between the two token sets gives ``i1`` (mod1 tokens attending to mod2) and ``c1`` (the reverse). The
+    similarity of a mod1 cell R and a mod2 cell A is ``S(R, A) = i0 . c0 + alpha * i1 . c1``, all vectors unit
+    length.
+
+    The cross embeddings keep a residual to the cell's own pooled tokens:
+    ``i1(R | A) = normalize(proj(mean_t tok_R[t]) + sum_s wbar[s] proj(value(tok_A[s])))`` where ``wbar`` is the
+    attention of R's tokens over A's tokens, averaged over R's tokens.
+    """
+
+    def __init__(
+        self,
+        n_features1: int,
+        n_features2: int,
+        *,
+        n_tokens: int = 8,
+        d_model: int = 64,
+        d_embed: int = 64,
+        n_heads: int = 4,
+        n_layers: int = 1,
+        dropout: float = 0.1,
+        alpha: float = 0.5,
+    ) -> None:
+        super().__init__()
+        kwargs = {"n_tokens": n_tokens, "d_model": d_model, "n_heads": n_heads, "n_layers": n_layers}
+        self.encoder1 = TokenEncoder(n_features1, dropout=dropout, **kwargs)
+        self.encoder2 = TokenEncoder(n_features2, dropout=dropout, **kwargs)
+        self.head1 = nn.Linear(d_model, d_embed)
+        self.head2 = nn.Linear(d_model, d_embed)
+        self.alpha = alpha
+        # cross-attention: queries of one modality, keys and values of the other
+        self.query1, self.key1, self.value1 = (nn.Linear(d_model, d_model) for _ in range(3))
+        self.query2, self.key2, self.value2 = (nn.Linear(d_model, d_model) for _ in range(3))
+        self.cross_head1 = nn.Linear(d_model, d_embed)
+        self.cross_head2 = nn.Linear(d_model, d_embed)
+        self._scale = 1.0 / math.sqrt(d_model)
+        # input standardisation, set from the reference by MatchModel.fit and saved with the weights
+        for m, n in ((1, n_features1), (2, n_features2)):
+            self.register_buffer(f"shift{m}", torch.zeros(n))
+            self.register_buffer(f"scale{m}", torch.ones(n))
+
+    def set_standardization(self, modality: int, shift: torch.Tensor, scale: torch.Tensor) -> None:
+        """Store the per-feature centre and scale applied to inputs of one modality."""
+        getattr(self, f"shift{modality}").copy_(shift)
+        getattr(self, f"scale{modality}").copy_(scale)
+
+    def tokens(self, x: torch.Tensor, modality: int) -> torch.Tensor:
+        """Self-attention tokens of mod1 (``modality=1``) or mod2 (``modality=2``) cells."""
+        if modality == 1:
+            return self.encoder1((x - self.shift1) / self.scale1)
+        return self.encoder2((x - self.shift2) / self.scale2)
+
+    def embed(self, tokens: torch.Tensor, modality: int) -> torch.Tensor:
+        """Unit-length self-attention embedding (``i0`` or ``c0``) from tokens."""
+        head = self.head1 if modality == 1 else self.head2
+        return F.normalize(head(tokens.mean(dim=-2)), dim=-1)
+
+    def cross_similarity(self, tok1: torch.Tensor, tok2: torch.Tensor) -> torch.Tensor:
+        """Cross term ``i1 . c1``.
+
+        All pairs: ``tok1`` (B1, T, d) and ``tok2`` (B2, T, d) give (B1, B2). Candidates: ``tok1`` (N, T, d)
+        and ``tok2`` (N, K, T, d), K candidates per cell, give (N, K).
+        """
+        pairs = tok2.dim() == 4
+        i1 = self._attend(
+            tok1, tok2, self.query1, self.key2, self.value2, self.cross_head1, own_first=True, pairs=pairs
+        )
+        c1 = self._attend(
+            tok2, tok1, self.query2, self.key1, self.value1, self.cross_head2, own_first=False, pairs=pairs
+        )
+        return (i1 * c1).sum(-1)
+
+    def _attend(self, own, other, query, key, value, head, *, first: bool, pairs: bool) -> torch.Tensor:
+        """Unit cross embeddings, shaped (rows, columns, d_embed) with mod1 cells along the rows.
+
+        ``head(mean_t own[t] + sum_s wbar[s] value(other[s]))`` with ``wbar`` the attention of ``own``'s tokens
+        over ``other``'s, averaged over ``own``'s tokens; ``head`` is linear, so it is applied to the values
+        first and every step is one large matrix product.
+        """
+        q, k = query(own), key(other)
+        v = value(other) @ head.weight.T  # project values to the embedding space first
+        base = head(own.mean(dim=-2))
+        if not pairs:  # own: (B_own, T, d), other: (B_other, T, d) -> every pair
+            scores = torch.einsum("itd,jsd->ijts", q, k) * self._scale
+            wbar = torch.softmax(scores, dim=-1).mean(dim=-2)  # (B_own, B_other, S)
+            out = base[:, None, :] + torch.einsum("ijs,jse->ije", wbar, v)
+            return F.normalize(out if first else out.transpose(0, 1), dim=-1)
+        if first:  # own: (N, T, d), other: (N, K, T, d)
+            scores = torch.einsum("ntd,nksd->nkts", q, k) * self._scale
+            wbar = torch.softmax(scores, dim=-1).mean(dim=-2)  # (N, K, S)
+            return F.normalize(base[:, None, :] + torch.einsum("nks,nkse->nke", wbar, v), dim=-1)
+        # own: (N, K, T, d), other: (N, T, d)
+        scores = torch.einsum("nktd,nsd->nkts", q, k) * self._scale
+        wbar = torch.softmax(scores, dim=-1).mean(dim=-2)  # (N, K, S)
+        return F.normalize(base + torch.einsum("nks,nse->nke", wbar, v), dim=-1)
+
+    def batch_similarity(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        """Similarity matrix S (B1 x B2) of all pairs between two batches of cells."""
+        tok1, tok2 = self.tokens(x1, 1), self.tokens(x2, 2)
+        sim = self.embed(tok1, 1) @ self.embed(tok2, 2).T
+        if self.alpha:
+            sim = sim + self.alpha * self.cross_similarity(tok1, tok2)
+        return sim

@@ -1,0 +1,85 @@
+"""Memory-bounded scoring of N x M cell pairs.
+
+The self-attention term ``i0 . c0`` is computed for all pairs, one chunk of rows at a time, keeping only each
+row's ``n_candidates`` best columns. The cross-attention term, which needs both cells' tokens, is then computed
+only for those candidates to re-rank them. Peak memory is O((N + M) * n_candidates + chunk_rows * M).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from .._utils import _dense
+from ._modules import CrossAttentionMatcher
+
+#: entries of one chunk of the dense ``i0 . c0`` block (float32), ~64 MB
+CHUNK_ENTRIES = 16_000_000
+
+
+def iter_chunks(n: int, size: int) -> Iterator[slice]:
+    """Consecutive slices of at most ``size`` rows."""
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+@torch.no_grad()
+def encode(
+    module: CrossAttentionMatcher,
+    X: np.ndarray | sp.spmatrix,
+    *,
+    modality: int,
+    device: torch.device,
+    chunk_size: int = 4096,
+    keep_tokens: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Unit embeddings (and optionally tokens, on CPU) of all rows of ``X``, densifying one chunk at a time."""
+    embeddings, tokens = [], []
+    for part in iter_chunks(X.shape[0], chunk_size):
+        x = torch.as_tensor(_dense(X[part]), dtype=torch.float32, device=device)
+        tok = module.tokens(x, modality)
+        embeddings.append(module.embed(tok, modality).cpu())
+        if keep_tokens:
+            tokens.append(tok.cpu())
+    emb = torch.cat(embeddings) if embeddings else torch.empty(0, module.head1.out_features)
+    return emb, (torch.cat(tokens) if keep_tokens else None)
+
+
+@torch.no_grad()
+def candidate_similarities(
+    module: CrossAttentionMatcher,
+    emb1: torch.Tensor,
+    emb2: torch.Tensor,
+    *,
+    tokens1: torch.Tensor | None = None,
+    tokens2: torch.Tensor | None = None,
+    n_candidates: int = 100,
+    device: torch.device | None = None,
+    rerank_chunk: int = 256,
+) -> sp.csr_matrix:
+    """Sparse (n1 x n2) similarities on each row's best ``n_candidates`` columns.
+
+    Candidates are chosen by ``i0 . c0``; when the model's ``alpha`` is non-zero and tokens are given, the stored
+    value is the full similarity ``i0 . c0 + alpha * i1 . c1``.
+    """
+    device = device or torch.device("cpu")
+    n1, n2 = emb1.shape[0], emb2.shape[0]
+    k = min(n_candidates, n2)
+    rows_per_chunk = max(1, CHUNK_ENTRIES // max(n2, 1))
+    emb2_dev = emb2.to(device)
+    idx = torch.empty(n1, k, dtype=torch.long)
+    val = torch.empty(n1, k, dtype=torch.float32)
+    for part in iter_chunks(n1, rows_per_chunk):
+        block = emb1[part].to(device) @ emb2_dev.T
+        top = torch.topk(block, k, dim=1, sorted=False)
+        idx[part], val[part] = top.indices.cpu(), top.values.cpu()
+    if module.alpha and tokens1 is not None and tokens2 is not None:
+        for part in iter_chunks(n1, max(1, rerank_chunk)):
+            t1 = tokens1[part].to(device)
+            t2 = tokens2[idx[part]].to(device)
+            val[part] += module.alpha * module.cross_similarity(t1, t2).cpu()
+    indptr = np.arange(0, n1 * k + 1, k)
+    return sp.csr_matrix((val.numpy().ravel(), idx.numpy().ravel(), indptr), shape=(n1, n2))

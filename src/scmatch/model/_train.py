@@ -1,0 +1,153 @@
+"""The training loop: minibatches streamed from (possibly sparse) inputs, warm-up, early stopping."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from tqdm.auto import tqdm
+
+from .._utils import _dense, logger
+from ._losses import info_nce, triplet_hardest
+from ._modules import CrossAttentionMatcher
+
+LOSSES = ("triplet", "infonce")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings of :class:`~scmatch.model.MatchModel`."""
+
+    loss: str = "triplet"
+    margin: float = 0.2
+    temperature: float = 0.1
+    epochs: int = 200
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 10
+    patience: int = 30
+    noise: float = 0.1
+
+
+@dataclass
+class History:
+    """Per-epoch training record."""
+
+    epoch: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_score: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+
+    def as_dict(self) -> dict:
+        """Plain-dict form, as stored in ``.uns`` and in saved models."""
+        return {
+            "epoch": list(self.epoch),
+            "train_loss": list(self.train_loss),
+            "val_score": list(self.val_score),
+            "best_epoch": int(self.best_epoch),
+        }
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def _batch(X: np.ndarray | sp.spmatrix, idx: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(_dense(X[idx]), dtype=torch.float32, device=device)
+
+
+def _loss(sim: torch.Tensor, cfg: TrainConfig, *, warm: bool, weight: torch.Tensor | None) -> torch.Tensor:
+    if cfg.loss == "triplet":
+        return triplet_hardest(sim, margin=cfg.margin, hardest=not warm, weight=weight)
+    return info_nce(sim, temperature=cfg.temperature, weight=weight)
+
+
+@torch.no_grad()
+def validation_score(module: CrossAttentionMatcher, X1, X2, device: torch.device, chunk: int = 512) -> float:
+    """Mean reciprocal rank of the true partner among the validation cells (both directions)."""
+    module.eval()
+    n = X1.shape[0]
+    sims = []
+    x2 = _batch(X2, np.arange(n), device)
+    for start in range(0, n, chunk):
+        x1 = _batch(X1, np.arange(start, min(start + chunk, n)), device)
+        sims.append(module.batch_similarity(x1, x2).cpu())
+    sim = torch.cat(sims)
+    positive = sim.diagonal()
+    rank_rows = (sim > positive[:, None]).sum(1) + 1
+    rank_cols = (sim > positive[None, :]).sum(0) + 1
+    return float(((1.0 / rank_rows).mean() + (1.0 / rank_cols).mean()) / 2)
+
+
+def train(
+    module: CrossAttentionMatcher,
+    X1: np.ndarray | sp.spmatrix,
+    X2: np.ndarray | sp.spmatrix,
+    *,
+    cfg: TrainConfig,
+    rng: np.random.Generator,
+    device: torch.device,
+    sample_weight: np.ndarray | None = None,
+    validation: tuple | None = None,
+    progress_bar: bool = True,
+) -> History:
+    """Train ``module`` in place on the paired rows of ``X1`` and ``X2``; returns the history.
+
+    The weights of the epoch with the best validation score are restored at the end. Raises
+    :class:`TrainingDivergedError` if the loss becomes NaN or infinite.
+    """
+    n = X1.shape[0]
+    batch_size = min(cfg.batch_size, n)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    history = History()
+    best_score, best_state, since_best = -np.inf, None, 0
+    bar = tqdm(range(cfg.epochs), desc="training", unit="epoch", disable=not progress_bar, leave=False)
+    for epoch in bar:
+        module.train()
+        order = rng.permutation(n)
+        losses = []
+        for start in range(0, n - batch_size + 1, batch_size):
+            idx = np.sort(order[start : start + batch_size])
+            x1, x2 = _batch(X1, idx, device), _batch(X2, idx, device)
+            if cfg.noise:
+                x1 = x1 + cfg.noise * torch.randn_like(x1)
+                x2 = x2 + cfg.noise * torch.randn_like(x2)
+            weight = None if sample_weight is None else torch.as_tensor(sample_weight[idx], device=device)
+            loss = _loss(module.batch_similarity(x1, x2), cfg, warm=epoch < cfg.warmup_epochs, weight=weight)
+            if not torch.isfinite(loss):
+                raise TrainingDivergedError(
+                    f"Training diverged: the loss became {loss.item()} at epoch {epoch}. "
+                    "Lower `lr`, check the inputs for extreme values, or standardise them."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(module.parameters(), 5.0)
+            optimizer.step()
+            losses.append(loss.item())
+        history.epoch.append(epoch)
+        history.train_loss.append(float(np.mean(losses)))
+        if validation is not None:
+            score = validation_score(module, *validation, device)
+            history.val_score.append(score)
+            bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}", val=f"{score:.3f}")
+            # early stopping only counts once the warm-up is over
+            if epoch >= cfg.warmup_epochs and score > best_score:
+                best_score, best_state, since_best = score, copy.deepcopy(module.state_dict()), 0
+                history.best_epoch = epoch
+            elif epoch >= cfg.warmup_epochs:
+                since_best += 1
+                if since_best >= cfg.patience:
+                    logger.info("early stopping at epoch %d (best %d)", epoch, history.best_epoch)
+                    break
+        else:
+            bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}")
+            history.best_epoch = epoch
+    bar.close()
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return history

@@ -1,0 +1,181 @@
+"""Latent semantic indexing: a seeded truncated SVD of a (TF-IDF) peak matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from anndata import AnnData
+from mudata import MuData
+from scipy.sparse.linalg import svds
+
+from .._keys import Key
+from .._utils import _check_finite, _get_matrix, _get_modality, _rng, logger
+from ._utils import _check_int, _seed_record, _sums, _target, _where
+
+
+def _truncated_svd(
+    X: np.ndarray | sp.spmatrix, k: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top ``k`` singular triplets of ``X`` (float64, descending, deterministic signs).
+
+    ARPACK (:func:`scipy.sparse.linalg.svds`) with a starting vector drawn from ``rng``, so a seed fixes the result.
+    Each component's sign is chosen so that its largest-magnitude loading is positive.
+    """
+    A = sp.csr_matrix(X, dtype=np.float64) if sp.issparse(X) else np.asarray(X, dtype=np.float64)
+    v0 = rng.uniform(-1.0, 1.0, size=min(A.shape))
+    u, s, vt = svds(A, k=k, v0=v0, solver="arpack")
+    order = np.argsort(s)[::-1]
+    u, s, vt = u[:, order], s[order], vt[order]
+    signs = np.sign(vt[np.arange(k), np.argmax(np.abs(vt), axis=1)])
+    signs[signs == 0] = 1.0
+    return u * signs, s, vt * signs[:, None]
+
+
+def _correlations(coords: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each column of ``coords`` with ``y`` (NaN where either is constant)."""
+    xc = coords - coords.mean(axis=0)
+    yc = y - y.mean()
+    denom = np.sqrt((xc**2).sum(axis=0) * (yc**2).sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, xc.T @ yc / denom, np.nan)
+
+
+def lsi(
+    data: AnnData | MuData,
+    *,
+    mod: str | None = "atac",
+    n_comps: int = 50,
+    drop_first: bool = True,
+    layer: str | None = None,
+    mask_var: str | None = None,
+    random_state: int | np.random.Generator | None = 0,
+    copy: bool = False,
+) -> AnnData | MuData | None:
+    r"""Latent semantic indexing: truncated SVD of a (TF-IDF normalised) peak matrix.
+
+    The matrix :math:`X` (cells x peaks, usually the output of :func:`scmatch.pp.tfidf`) is factorised as
+    :math:`X \approx U S V^T` without centring (centring would make a sparse matrix dense). The cell coordinates
+    are :math:`U S` and the peak loadings :math:`V`. The first component of TF-IDF data mostly tracks sequencing
+    depth; ``drop_first=True`` computes ``n_comps + 1`` components and leaves the first one out of the outputs,
+    so the embedding always has ``n_comps`` columns. ``uns['lsi']`` records how strongly every component
+    correlates with depth so this choice can be checked.
+
+    The SVD is ARPACK (:func:`scipy.sparse.linalg.svds`) with a starting vector drawn from ``random_state``: the
+    same seed gives the same result. Signs are fixed so that each component's largest-magnitude loading is
+    positive. If more components are asked for than the matrix allows (at most ``min(n_cells, n_peaks) - 1``),
+    ``n_comps`` is lowered and a message is logged.
+
+    Parameters
+    ----------
+    data
+        AnnData, or a MuData whose modality ``mod`` is used.
+    mod
+        Modality to use when ``data`` is a MuData; ignored for an AnnData.
+    n_comps
+        Number of components in the output (after dropping the first one, if ``drop_first``).
+    drop_first
+        Leave out the first (depth-related) component.
+    layer
+        Factorise ``.layers[layer]`` instead of ``.X``.
+    mask_var
+        Name of a boolean ``.var`` column (e.g. ``'highly_accessible'`` from :func:`scmatch.pp.select_peaks`):
+        only those peaks enter the SVD; the others get zero loadings. ``None`` uses all peaks.
+    random_state
+        Seed (or :class:`numpy.random.Generator`) of the SVD's starting vector.
+    copy
+        Return a modified copy (of the whole MuData, if one was given) instead of writing in place.
+
+    Returns
+    -------
+    ``None`` in place, else the modified copy. Written to the AnnData (the modality):
+
+    - ``.obsm['X_lsi']``: cell coordinates :math:`U S`, float64, cells x ``n_comps``;
+    - ``.varm['LSI']``: peak loadings :math:`V`, peaks x ``n_comps`` (zero rows for peaks outside ``mask_var``);
+    - ``.uns['lsi']``: ``params`` (the arguments, plus ``n_comps_used``), ``singular_values`` and ``stdev``
+      (singular values over :math:`\sqrt{n_{cells} - 1}`, as muon), ``depth_corr`` (Pearson correlation of each
+      output component with depth), ``depth_source``, and with ``drop_first`` also ``dropped_component``: a dict
+      with the ``singular_value`` and ``depth_corr`` of the component left out.
+
+    Depth is :math:`\log(1 + \text{total counts})` per cell, from ``.layers['counts']`` when that layer exists
+    (``depth_source='counts'``), else from the factorised matrix itself (``depth_source='input'``).
+
+    Examples
+    --------
+    >>> import scmatch as sm
+    >>> sm.pp.tfidf(mdata, mod="atac")  # doctest: +SKIP
+    >>> sm.pp.lsi(mdata, mod="atac", n_comps=30)  # doctest: +SKIP
+    >>> mdata.mod["atac"].obsm["X_lsi"].shape  # doctest: +SKIP
+    (500, 30)
+
+    """
+    adata = _get_modality(data, mod)
+    X = _get_matrix(adata, layer=layer)
+    where = _where(layer)
+    _check_int(n_comps, name="n_comps")
+    _check_finite(X, what=f"The matrix in {where}")
+    if mask_var is not None:
+        if mask_var not in adata.var:
+            raise ValueError(
+                f"`.var[{mask_var!r}]` not found; available columns: {list(adata.var.columns)}. "
+                "Run scmatch.pp.select_peaks first or pass `mask_var=None` to use all peaks."
+            )
+        mask = np.asarray(adata.var[mask_var])
+        if mask.dtype != bool:
+            raise ValueError(f"`.var[{mask_var!r}]` must be boolean, got dtype {mask.dtype}.")
+        if not mask.any():
+            raise ValueError(f"`.var[{mask_var!r}]` selects no peaks; select some or pass `mask_var=None`.")
+        X_used = X[:, np.flatnonzero(mask)]
+    else:
+        mask = np.ones(adata.n_vars, dtype=bool)
+        X_used = X
+
+    k_max = min(X_used.shape) - 1
+    first = int(bool(drop_first))
+    if k_max < 1 + first:
+        raise ValueError(
+            f"The matrix to factorise is {X_used.shape[0]} x {X_used.shape[1]}; LSI needs at least "
+            f"{2 + first} cells and {2 + first} peaks{' with drop_first=True' if first else ''}."
+        )
+    k = n_comps + first
+    if k > k_max:
+        logger.info(
+            "lsi: %d components requested but a %d x %d matrix allows at most %d; using %d.",
+            n_comps,
+            *X_used.shape,
+            k_max - first,
+            k_max - first,
+        )
+        k = k_max
+
+    u, s, vt = _truncated_svd(X_used, k, _rng(random_state))
+    coords = u * s
+    if "counts" in adata.layers and adata.layers["counts"].shape == adata.shape:
+        depth, depth_source = np.log1p(_sums(adata.layers["counts"], axis=1)), "counts"
+    else:
+        depth, depth_source = np.log1p(np.clip(_sums(X, axis=1), 0, None)), "input"
+    corr = _correlations(coords, depth)
+
+    loadings = np.zeros((adata.n_vars, k - first))
+    loadings[mask] = vt[first:].T
+    uns = {
+        "params": {
+            "n_comps": int(n_comps),
+            "n_comps_used": int(k - first),
+            "drop_first": bool(drop_first),
+            "layer": layer,
+            "mask_var": mask_var,
+            "random_state": _seed_record(random_state),
+        },
+        "singular_values": s[first:],
+        "stdev": s[first:] / np.sqrt(max(adata.n_obs - 1, 1)),
+        "depth_corr": corr[first:],
+        "depth_source": depth_source,
+    }
+    if first:
+        uns["dropped_component"] = {"singular_value": float(s[0]), "depth_corr": float(corr[0])}
+
+    returned, adata = _target(data, mod, copy)
+    adata.obsm[Key.lsi()] = coords[:, first:]
+    adata.varm["LSI"] = loadings
+    adata.uns["lsi"] = uns
+    return returned

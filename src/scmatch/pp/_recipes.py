@@ -1,0 +1,375 @@
+"""One-line preprocessing recipes per modality: counts in, one documented ``.obsm`` embedding out.
+
+Every recipe works on a scratch AnnData built from the counts, so a failure half-way leaves the user's object
+untouched; the results are copied over only at the end.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import scanpy as sc
+import scipy.sparse as sp
+from anndata import AnnData
+from mudata import MuData
+
+from .._keys import Key
+from .._utils import _check_counts, _check_finite, _get_matrix, _get_modality
+from ._clr import clr
+from ._lsi import lsi
+from ._peaks import select_peaks
+from ._tfidf import _check_no_empty_cells, tfidf
+from ._utils import (
+    _cap,
+    _check_axis,
+    _check_fraction,
+    _check_int,
+    _check_nonnegative,
+    _scratch,
+    _seed_record,
+    _sums,
+    _target,
+    _where,
+)
+
+#: The ``.obsm`` key each recipe writes (also recorded in ``.uns['scmatch_recipe']['obsm_key']``).
+RECIPE_OBSM_KEYS = {"rna": "X_pca", "atac": Key.lsi(), "protein": "X_pca"}
+
+
+def _finish(
+    data: AnnData | MuData,
+    mod: str | None,
+    copy: bool,
+    counts: np.ndarray | sp.spmatrix,
+    tmp: AnnData,
+    recipe: dict[str, Any],
+    *,
+    var: tuple[str, ...] = (),
+    obsm: tuple[str, ...] = (),
+    varm: tuple[str, ...] = (),
+    uns: tuple[str, ...] = (),
+) -> AnnData | MuData | None:
+    """Copy the named results from the scratch AnnData into the user's object (or a copy of it)."""
+    returned, adata = _target(data, mod, copy)
+    if "counts" not in adata.layers:
+        adata.layers["counts"] = counts.copy()
+    adata.X = tmp.X
+    for key in var:
+        adata.var[key] = tmp.var[key].to_numpy()
+    for key in obsm:
+        adata.obsm[key] = tmp.obsm[key]
+    for key in varm:
+        adata.varm[key] = tmp.varm[key]
+    for key in uns:
+        adata.uns[key] = tmp.uns[key]
+    adata.uns["scmatch_recipe"] = recipe
+    return returned
+
+
+def recipe_rna(
+    data: AnnData | MuData,
+    *,
+    mod: str | None = "rna",
+    n_top_genes: int = 2000,
+    n_comps: int = 50,
+    layer: str | None = None,
+    random_state: int | None = 0,
+    copy: bool = False,
+) -> AnnData | MuData | None:
+    """Preprocess RNA counts into a PCA embedding with scanpy, in one call.
+
+    Steps (all scanpy): :func:`scanpy.pp.normalize_total` (each cell to the median total), :func:`scanpy.pp.log1p`,
+    :func:`scanpy.pp.highly_variable_genes` (``flavor='seurat'`` on the log data, ``n_top_genes`` genes) and
+    :func:`scanpy.pp.pca` on those genes. Parameters too large for the data are lowered with a logged message:
+    ``n_top_genes`` to the number of genes with counts, ``n_comps`` to ``min(n_cells, n_hvg) - 1``.
+
+    Parameters
+    ----------
+    data
+        AnnData of RNA counts, or a MuData whose modality ``mod`` holds them.
+    mod
+        Modality to use when ``data`` is a MuData; ignored for an AnnData.
+    n_top_genes
+        Number of highly variable genes.
+    n_comps
+        Number of principal components.
+    layer
+        Read the raw counts from ``.layers[layer]`` instead of ``.X`` (e.g. ``'counts'`` to re-run the recipe).
+    random_state
+        Seed of the PCA solver.
+    copy
+        Return a processed copy (of the whole MuData, if one was given) instead of writing in place.
+
+    Returns
+    -------
+    ``None`` in place, else the processed copy. Written to the AnnData (the modality):
+
+    - ``.layers['counts']``: the raw counts, unless that layer already exists;
+    - ``.X``: log-normalised expression (float32, sparse if the counts were);
+    - ``.var``: ``highly_variable``, ``means``, ``dispersions``, ``dispersions_norm`` (scanpy);
+    - ``.obsm['X_pca']``, ``.varm['PCs']``, ``.uns['pca']``, ``.uns['hvg']``, ``.uns['log1p']`` (scanpy);
+    - ``.uns['scmatch_recipe']``: ``recipe='rna'``, ``obsm_key='X_pca'``, ``params`` (the arguments) and the
+      values used, ``n_top_genes_used`` and ``n_comps_used``.
+
+    Raises
+    ------
+    ValueError
+        If the matrix is not non-negative integer counts or a parameter is invalid; nothing is written.
+
+    Examples
+    --------
+    >>> import mudata as md
+    >>> import scmatch as sm
+    >>> mdata = md.read_h5mu("bmmc_cite_starter.h5mu")  # doctest: +SKIP
+    >>> sm.pp.recipe_rna(mdata)  # doctest: +SKIP
+    >>> mdata.mod["rna"].obsm["X_pca"].shape  # doctest: +SKIP
+    (600, 50)
+
+    """
+    adata = _get_modality(data, mod)
+    counts = _get_matrix(adata, layer=layer)
+    _check_int(n_top_genes, name="n_top_genes")
+    _check_int(n_comps, name="n_comps")
+    _check_counts(counts, what=f"The matrix in {_where(layer)}")
+    if adata.n_obs < 3 or adata.n_vars < 3:
+        raise ValueError(f"recipe_rna needs at least 3 cells and 3 genes, got {adata.n_obs} x {adata.n_vars}.")
+
+    n_expressed = int((_sums(counts, axis=0) > 0).sum())
+    if n_expressed < 3:
+        raise ValueError(f"Only {n_expressed} genes have counts; recipe_rna needs at least 3. Check `layer=`.")
+
+    tmp = _scratch(adata, counts)
+    sc.pp.normalize_total(tmp)
+    sc.pp.log1p(tmp)
+    why = f"{n_expressed} of the {adata.n_vars} genes have counts"
+    n_top = _cap(n_top_genes, n_expressed, what="recipe_rna n_top_genes", why=why)
+    sc.pp.highly_variable_genes(tmp, flavor="seurat", n_top_genes=n_top)
+    n_hvg = int(tmp.var["highly_variable"].sum())
+    limit = min(adata.n_obs, n_hvg) - 1
+    if limit < 1:
+        raise ValueError(f"Only {n_hvg} highly variable genes were found; PCA needs at least 2. Raise `n_top_genes`.")
+    n_pcs = _cap(n_comps, limit, what="recipe_rna n_comps", why=f"{adata.n_obs} cells x {n_hvg} HVGs allow {limit}")
+    sc.pp.pca(tmp, n_comps=n_pcs, mask_var="highly_variable", random_state=random_state)
+
+    recipe = {
+        "recipe": "rna",
+        "obsm_key": RECIPE_OBSM_KEYS["rna"],
+        "params": {
+            "n_top_genes": n_top_genes,
+            "n_comps": n_comps,
+            "layer": layer,
+            "random_state": _seed_record(random_state),
+        },
+        "n_top_genes_used": n_hvg,
+        "n_comps_used": n_pcs,
+    }
+    return _finish(
+        data,
+        mod,
+        copy,
+        counts,
+        tmp,
+        recipe,
+        var=("highly_variable", "means", "dispersions", "dispersions_norm"),
+        obsm=("X_pca",),
+        varm=("PCs",),
+        uns=("pca", "hvg", "log1p"),
+    )
+
+
+def recipe_atac(
+    data: AnnData | MuData,
+    *,
+    mod: str | None = "atac",
+    n_comps: int = 50,
+    min_frac: float = 0.01,
+    max_frac: float | None = None,
+    n_top: int | None = None,
+    drop_first: bool = True,
+    layer: str | None = None,
+    random_state: int | None = 0,
+    copy: bool = False,
+) -> AnnData | MuData | None:
+    """Preprocess ATAC peak counts into an LSI embedding, in one call.
+
+    Steps: :func:`scmatch.pp.select_peaks` (peaks non-zero in at least ``min_frac`` of the cells),
+    :func:`scmatch.pp.tfidf` on all peaks (its defaults, which are muon's: ``log_tf=True, log_idf=True``, scale
+    factor 1e4) and :func:`scmatch.pp.lsi` on the selected peaks, as Signac does (TF-IDF on all peaks, SVD on the
+    top ones). ``n_comps`` is lowered with a logged message if the data allow fewer components.
+
+    Parameters
+    ----------
+    data
+        AnnData of peak counts, or a MuData whose modality ``mod`` holds them.
+    mod
+        Modality to use when ``data`` is a MuData; ignored for an AnnData.
+    n_comps
+        Number of LSI components in ``.obsm['X_lsi']`` (after dropping the first one, if ``drop_first``).
+    min_frac, max_frac, n_top
+        Peak selection, see :func:`scmatch.pp.select_peaks`.
+    drop_first
+        Leave out the first, depth-related, LSI component.
+    layer
+        Read the raw counts from ``.layers[layer]`` instead of ``.X`` (e.g. ``'counts'`` to re-run the recipe).
+    random_state
+        Seed of the SVD.
+    copy
+        Return a processed copy (of the whole MuData, if one was given) instead of writing in place.
+
+    Returns
+    -------
+    ``None`` in place, else the processed copy. Written to the AnnData (the modality):
+
+    - ``.layers['counts']``: the raw counts, unless that layer already exists;
+    - ``.X``: TF-IDF values of all peaks (see :func:`scmatch.pp.tfidf`);
+    - ``.var['frac_cells']``, ``.var['highly_accessible']``, ``.uns['select_peaks']``;
+    - ``.obsm['X_lsi']``, ``.varm['LSI']``, ``.uns['lsi']``, ``.uns['tfidf']``;
+    - ``.uns['scmatch_recipe']``: ``recipe='atac'``, ``obsm_key='X_lsi'``, ``params``, ``n_peaks_used`` and
+      ``n_comps_used``.
+
+    Raises
+    ------
+    ValueError
+        If the matrix is not non-negative integer counts, a cell has no counts, no peak passes the selection or a
+        parameter is invalid; nothing is written.
+
+    Examples
+    --------
+    >>> import mudata as md
+    >>> import scmatch as sm
+    >>> mdata = md.read_h5mu("bmmc_multiome_starter.h5mu")  # doctest: +SKIP
+    >>> sm.pp.recipe_atac(mdata)  # doctest: +SKIP
+    >>> mdata.mod["atac"].obsm["X_lsi"].shape  # doctest: +SKIP
+    (500, 50)
+
+    """
+    adata = _get_modality(data, mod)
+    counts = _get_matrix(adata, layer=layer)
+    _check_int(n_comps, name="n_comps")
+    _check_fraction(min_frac, name="min_frac")
+    _check_counts(counts, what=f"The matrix in {_where(layer)}")
+    _check_no_empty_cells(counts, adata, where=_where(layer))
+
+    tmp = _scratch(adata, counts)
+    tmp.layers["counts"] = counts  # read only, for the depth correlations of lsi
+    select_peaks(tmp, min_frac=min_frac, max_frac=max_frac, n_top=n_top)
+    tfidf(tmp, log_tf=True, log_idf=True, log_tfidf=False)
+    lsi(tmp, n_comps=n_comps, drop_first=drop_first, mask_var="highly_accessible", random_state=random_state)
+
+    recipe = {
+        "recipe": "atac",
+        "obsm_key": RECIPE_OBSM_KEYS["atac"],
+        "params": {
+            "n_comps": n_comps,
+            "min_frac": min_frac,
+            "max_frac": max_frac,
+            "n_top": n_top,
+            "drop_first": bool(drop_first),
+            "layer": layer,
+            "random_state": _seed_record(random_state),
+        },
+        "n_peaks_used": int(tmp.var["highly_accessible"].sum()),
+        "n_comps_used": int(tmp.obsm[Key.lsi()].shape[1]),
+    }
+    return _finish(
+        data,
+        mod,
+        copy,
+        counts,
+        tmp,
+        recipe,
+        var=("frac_cells", "highly_accessible"),
+        obsm=(Key.lsi(),),
+        varm=("LSI",),
+        uns=("select_peaks", "tfidf", "lsi"),
+    )
+
+
+def recipe_protein(
+    data: AnnData | MuData,
+    *,
+    mod: str | None = "adt",
+    n_comps: int | None = None,
+    axis: Literal[0, 1] = 1,
+    layer: str | None = None,
+    random_state: int | None = 0,
+    copy: bool = False,
+) -> AnnData | MuData | None:
+    """Preprocess protein (ADT) counts into a PCA embedding of their CLR values, in one call.
+
+    Steps: :func:`scmatch.pp.clr` (per cell across proteins by default), then :func:`scanpy.pp.pca` on all
+    proteins. With ``n_comps=None`` all ``min(n_cells, n_proteins) - 1`` components are kept: protein panels are
+    small, so the embedding is then a rotation of the centred CLR matrix that loses (almost) nothing. Like the
+    other recipes it always writes one embedding, ``.obsm['X_pca']``, for the matching model to read.
+
+    Parameters
+    ----------
+    data
+        AnnData of protein counts, or a MuData whose modality ``mod`` holds them.
+    mod
+        Modality to use when ``data`` is a MuData; ignored for an AnnData.
+    n_comps
+        Number of principal components; ``None`` keeps all of them. Lowered, with a logged message, to
+        ``min(n_cells, n_proteins) - 1``.
+    axis
+        CLR direction, see :func:`scmatch.pp.clr` (``1``: per cell across proteins).
+    layer
+        Read the raw counts from ``.layers[layer]`` instead of ``.X`` (e.g. ``'counts'`` to re-run the recipe).
+    random_state
+        Seed of the PCA solver.
+    copy
+        Return a processed copy (of the whole MuData, if one was given) instead of writing in place.
+
+    Returns
+    -------
+    ``None`` in place, else the processed copy. Written to the AnnData (the modality):
+
+    - ``.layers['counts']``: the raw counts, unless that layer already exists;
+    - ``.X``: CLR values (float32, sparse if the counts were);
+    - ``.obsm['X_pca']``, ``.varm['PCs']``, ``.uns['pca']`` (scanpy), ``.uns['clr']``;
+    - ``.uns['scmatch_recipe']``: ``recipe='protein'``, ``obsm_key='X_pca'``, ``params`` and ``n_comps_used``.
+
+    Raises
+    ------
+    ValueError
+        If the counts are negative or hold NaN, or a parameter is invalid; nothing is written.
+
+    Examples
+    --------
+    >>> import mudata as md
+    >>> import scmatch as sm
+    >>> mdata = md.read_h5mu("bmmc_cite_starter.h5mu")  # doctest: +SKIP
+    >>> sm.pp.recipe_protein(mdata)  # doctest: +SKIP
+    >>> mdata.mod["adt"].obsm["X_pca"].shape  # doctest: +SKIP
+    (600, 133)
+
+    """
+    adata = _get_modality(data, mod)
+    counts = _get_matrix(adata, layer=layer)
+    _check_int(n_comps, name="n_comps", allow_none=True)
+    _check_axis(axis)
+    _check_finite(counts, what=f"The matrix in {_where(layer)}")
+    _check_nonnegative(counts, what=f"The matrix in {_where(layer)}")
+    if adata.n_obs < 3 or adata.n_vars < 3:
+        raise ValueError(f"recipe_protein needs at least 3 cells and 3 proteins, got {adata.n_obs} x {adata.n_vars}.")
+
+    tmp = _scratch(adata, counts)
+    clr(tmp, axis=axis)
+    limit = min(adata.n_obs, adata.n_vars) - 1
+    why = f"{adata.n_obs} cells x {adata.n_vars} proteins allow {limit}"
+    n_pcs = limit if n_comps is None else _cap(n_comps, limit, what="recipe_protein n_comps", why=why)
+    sc.pp.pca(tmp, n_comps=n_pcs, mask_var=None, random_state=random_state)
+
+    recipe = {
+        "recipe": "protein",
+        "obsm_key": RECIPE_OBSM_KEYS["protein"],
+        "params": {
+            "n_comps": n_comps,
+            "axis": int(axis),
+            "layer": layer,
+            "random_state": _seed_record(random_state),
+        },
+        "n_comps_used": n_pcs,
+    }
+    return _finish(data, mod, copy, counts, tmp, recipe, obsm=("X_pca",), varm=("PCs",), uns=("pca", "clr"))

@@ -1,0 +1,234 @@
+"""tl.match_modalities: the functional front door of the matching engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+from mudata import MuData
+
+from .._keys import Key
+from .._utils import _get_matrix, logger
+from ..model import MatchModel
+
+#: the ``.obsm`` representation used for a modality when ``rep1``/``rep2`` is not given
+DEFAULT_REPS = {"rna": "X_pca", "atac": "X_lsi", "adt": "X_pca", "prot": "X_pca", "protein": "X_pca"}
+
+
+@dataclass
+class _Plan:
+    """Everything checked and extracted before a single byte is written."""
+
+    ref1: Any
+    ref2: Any
+    query1: np.ndarray
+    query2: np.ndarray
+    n_ref: int
+    batch1: np.ndarray | None
+    batch2: np.ndarray | None
+
+
+def match_modalities(
+    mdata: MuData,
+    *,
+    mod1: str = "rna",
+    mod2: str = "atac",
+    rep1: str | None = None,
+    rep2: str | None = None,
+    reference: MuData | str | None = None,
+    batch_key: str | None = None,
+    matching: str = "sinkhorn",
+    top_k: int = 100,
+    model: MatchModel | None = None,
+    random_state: int | None = 0,
+    key_added: str = "match",
+    copy: bool = False,
+) -> MuData | None:
+    """Learn a cross-modal metric on paired cells and match the cells of two modalities.
+
+    Parameters
+    ----------
+    mdata
+        MuData holding modalities ``mod1`` and ``mod2``, each with the representation named by ``rep1``/``rep2``
+        in ``.obsm`` (see :mod:`scmatch.pp`).
+    mod1, mod2
+        Modality names; probabilities have mod1 cells as rows and mod2 cells as columns.
+    rep1, rep2
+        ``.obsm`` keys of the inputs; default ``X_pca`` for ``rna``/``adt``, ``X_lsi`` for ``atac``.
+    reference
+        The paired cells to learn from:
+
+        - ``None``: cells present in both modalities under the same obs name; every cell of both modalities is
+          then matched (a paired MuData has its pairing rediscovered).
+        - a column name of both modalities' ``.obs`` holding booleans (e.g. ``"is_train"``): cells marked True
+          are the reference (they must be paired), the others are the query to match.
+        - a separate MuData with the same modalities and representations: all of its paired cells are the
+          reference and every cell of ``mdata`` is matched.
+    batch_key
+        ``.obs`` column present in both modalities; cells are matched only within the same batch.
+    matching
+        ``"sinkhorn"`` (optimal transport, each cell used about once), ``"softmax"`` or ``"assignment"``
+        (one-to-one); see :meth:`scmatch.model.MatchModel.predict_proba`.
+    top_k
+        Non-zeros kept per row.
+    model
+        A :class:`~scmatch.model.MatchModel` to use: unfitted (its settings are used for training) or fitted
+        (applied as is, no training). Default: ``MatchModel()``.
+    random_state
+        Seed of training.
+    key_added
+        Prefix of the written keys.
+    copy
+        Return a modified copy instead of writing into ``mdata``.
+
+    Returns
+    -------
+    ``None``, or a copy of ``mdata`` if ``copy=True``. Written fields:
+
+    - ``mdata.obsp[f"{key_added}_probabilities"]``: CSR (n_obs x n_obs) indexed by position in
+      ``mdata.obs_names``; entry (i, j) is the probability that mod1 cell ``obs_names[i]`` is mod2 cell
+      ``obs_names[j]``. Only rows of query mod1 cells and columns of query mod2 cells are filled; each such row
+      sums to one.
+    - ``mdata[mod1].obsm[f"X_{key_added}"]`` and ``mdata[mod2].obsm[f"X_{key_added}"]``: unit-length
+      embeddings of every cell in the joint space (``i0`` and ``c0``).
+    - ``mdata.uns[key_added]``: ``params``, ``probabilities_key``, ``embedding_key``, ``query`` (counts of
+      matched cells), ``n_reference``, ``temperature`` and ``history`` (epoch, train_loss, val_score,
+      best_epoch).
+
+    Examples
+    --------
+    >>> import scmatch as scm
+    >>> mdata = scm.datasets.simulate_multiome(600, n_genes=300, n_peaks=800, random_state=0)
+    >>> scm.pp.recipe_rna(mdata, mod="rna", n_top_genes=200, n_comps=20)
+    >>> scm.pp.recipe_atac(mdata, mod="atac", n_comps=20)
+    >>> model = scm.model.MatchModel(epochs=5, progress_bar=False)
+    >>> scm.tl.match_modalities(mdata, reference=None, batch_key="batch", model=model)
+    >>> mdata.obsp["match_probabilities"].shape
+    (600, 600)
+    """
+    plan = _plan(mdata, mod1=mod1, mod2=mod2, rep1=rep1, rep2=rep2, reference=reference, batch_key=batch_key)
+    model = MatchModel() if model is None else model
+    if model.module_ is None:
+        model.fit(plan.ref1, plan.ref2, random_state=random_state)
+    else:
+        logger.info("using the fitted model as given; no training")
+    qmask1, qmask2 = _query_masks(mdata, mod1, mod2, reference)
+    P_query = model.predict_proba(
+        plan.query1, plan.query2, batch1=plan.batch1, batch2=plan.batch2, matching=matching, top_k=top_k
+    )
+    emb1 = model.transform(_rep(mdata[mod1], rep1 or DEFAULT_REPS.get(mod1)), modality=1)
+    emb2 = model.transform(_rep(mdata[mod2], rep2 or DEFAULT_REPS.get(mod2)), modality=2)
+
+    # all checks and computations are done: only now write
+    target = mdata.copy() if copy else mdata
+    rows = target.obs_names.get_indexer(target[mod1].obs_names[qmask1])
+    cols = target.obs_names.get_indexer(target[mod2].obs_names[qmask2])
+    P = P_query.tocoo()
+    full = sp.csr_matrix((P.data, (rows[P.row], cols[P.col])), shape=(target.n_obs, target.n_obs))
+    emb_key = Key.embedding(key_added)
+    target[mod1].obsm[emb_key] = emb1
+    target[mod2].obsm[emb_key] = emb2
+    target.obsp[Key.probabilities(key_added)] = full
+    target.uns[key_added] = {
+        "params": {
+            "mod1": mod1,
+            "mod2": mod2,
+            "rep1": rep1 or DEFAULT_REPS.get(mod1),
+            "rep2": rep2 or DEFAULT_REPS.get(mod2),
+            "reference": reference if isinstance(reference, str) else ("MuData" if reference is not None else None),
+            "batch_key": batch_key,
+            "matching": matching,
+            "top_k": top_k,
+            "random_state": random_state,
+            "model": {k: v for k, v in model.get_params().items() if v is not None},
+        },
+        "probabilities_key": Key.probabilities(key_added),
+        "embedding_key": emb_key,
+        "n_reference": plan.n_ref,
+        "query": {"n_mod1": int(qmask1.sum()), "n_mod2": int(qmask2.sum())},
+        "temperature": dict(model.temperature_),
+        "history": {k: np.asarray(v) for k, v in model.history_.items()},
+    }
+    return target if copy else None
+
+
+def _rep(adata: AnnData, key: str | None) -> np.ndarray:
+    if key is None:
+        raise ValueError("No default representation for this modality: pass `rep1=`/`rep2=` naming an .obsm key.")
+    return _get_matrix(adata, obsm=key)
+
+
+def _flag(adata: AnnData, column: str, mod: str) -> np.ndarray:
+    if column not in adata.obs:
+        raise ValueError(f"`reference={column!r}` is not a column of mdata[{mod!r}].obs; add a boolean column.")
+    values = adata.obs[column]
+    if values.dtype != bool:
+        raise TypeError(f"mdata[{mod!r}].obs[{column!r}] must be boolean (True = reference), got {values.dtype}.")
+    return values.to_numpy()
+
+
+def _query_masks(mdata: MuData, mod1: str, mod2: str, reference) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(reference, str):
+        return ~_flag(mdata[mod1], reference, mod1), ~_flag(mdata[mod2], reference, mod2)
+    return np.ones(mdata[mod1].n_obs, bool), np.ones(mdata[mod2].n_obs, bool)
+
+
+def _paired(ad1: AnnData, ad2: AnnData) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the cells present in both modalities, in mod1 order."""
+    shared = ad1.obs_names.intersection(ad2.obs_names, sort=False)
+    shared = ad1.obs_names[ad1.obs_names.isin(shared)]
+    return ad1.obs_names.get_indexer(shared), ad2.obs_names.get_indexer(shared)
+
+
+def _check_mudata(data: MuData, mod1: str, mod2: str, what: str) -> None:
+    if not isinstance(data, MuData):
+        raise TypeError(f"{what} must be a MuData, got {type(data).__name__}; build one with mudata.MuData(...).")
+    for mod in (mod1, mod2):
+        if mod not in data.mod:
+            raise ValueError(f"Modality {mod!r} is not in {what}; it has {list(data.mod)}. Pass `mod1=`/`mod2=`.")
+        if not data[mod].obs_names.is_unique:
+            raise ValueError(f"{what}[{mod!r}] has duplicate obs names; make them unique (obs_names_make_unique).")
+    if mod1 == mod2:
+        raise ValueError("`mod1` and `mod2` must be different modalities.")
+    if not data.obs_names.is_unique:
+        raise ValueError(f"{what} has duplicate global obs names; make them unique.")
+
+
+def _plan(mdata, *, mod1, mod2, rep1, rep2, reference, batch_key) -> _Plan:
+    _check_mudata(mdata, mod1, mod2, "mdata")
+    key1, key2 = rep1 or DEFAULT_REPS.get(mod1), rep2 or DEFAULT_REPS.get(mod2)
+    X1, X2 = _rep(mdata[mod1], key1), _rep(mdata[mod2], key2)
+    if isinstance(reference, MuData):
+        _check_mudata(reference, mod1, mod2, "reference")
+        ref_ad1, ref_ad2 = reference[mod1], reference[mod2]
+        R1, R2 = _rep(ref_ad1, key1), _rep(ref_ad2, key2)
+        i1, i2 = _paired(ref_ad1, ref_ad2)
+    elif isinstance(reference, str) or reference is None:
+        ref_ad1, ref_ad2, R1, R2 = mdata[mod1], mdata[mod2], X1, X2
+        i1, i2 = _paired(ref_ad1, ref_ad2)
+        if isinstance(reference, str):
+            f1, f2 = _flag(ref_ad1, reference, mod1), _flag(ref_ad2, reference, mod2)
+            keep = f1[i1] & f2[i2]
+            i1, i2 = i1[keep], i2[keep]
+    else:
+        raise TypeError("`reference` must be None, an .obs column name or a MuData.")
+    if len(i1) < 2:
+        raise ValueError(
+            "No paired reference cells: the reference needs cells present in both modalities under the same obs "
+            "name (at least 2). Pass `reference=` with a paired MuData, or rename paired cells to share names."
+        )
+    q1, q2 = _query_masks(mdata, mod1, mod2, reference)
+    if not q1.any() or not q2.any():
+        raise ValueError("No query cells to match: every cell is marked as reference.")
+    b1 = b2 = None
+    if batch_key is not None:
+        for mod in (mod1, mod2):
+            if batch_key not in mdata[mod].obs:
+                raise ValueError(f"`batch_key={batch_key!r}` is not a column of mdata[{mod!r}].obs.")
+        b1 = pd.Series(mdata[mod1].obs[batch_key]).astype(str).to_numpy()[q1]
+        b2 = pd.Series(mdata[mod2].obs[batch_key]).astype(str).to_numpy()[q2]
+    return _Plan(ref1=R1[i1], ref2=R2[i2], query1=X1[q1], query2=X2[q2], n_ref=len(i1), batch1=b1, batch2=b2)

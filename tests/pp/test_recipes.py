@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+import logging
+
+import mudata as md
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import scmatch as sm
+
+from .conftest import assert_unchanged, snapshot
+
+
+def test_cite_in_two_lines(cite_data):
+    mdata = cite_data.copy()
+    counts = {m: mdata[m].X.copy() for m in ("rna", "adt")}
+
+    sm.pp.recipe_rna(mdata, n_top_genes=500)
+    sm.pp.recipe_protein(mdata)
+
+    rna, adt = mdata["rna"], mdata["adt"]
+    assert mdata.shape == (600, 1134) and list(mdata.obs_names) == list(rna.obs_names) == list(adt.obs_names)
+    # rna: counts kept, log-normalised X, 500 HVGs, 50 PCs
+    np.testing.assert_array_equal(rna.layers["counts"].toarray(), counts["rna"].toarray())
+    assert sp.issparse(rna.X)
+    totals = np.expm1(rna.X.toarray()).sum(axis=1)
+    np.testing.assert_allclose(totals, np.median(np.asarray(counts["rna"].sum(axis=1)).ravel()), rtol=1e-3)
+    assert rna.var["highly_variable"].sum() == 500
+    assert rna.obsm["X_pca"].shape == (600, 50)
+    assert np.all(rna.varm["PCs"][~rna.var["highly_variable"].to_numpy()] == 0)
+    assert rna.uns["scmatch_recipe"] == {
+        "recipe": "rna",
+        "obsm_key": "X_pca",
+        "params": {"n_top_genes": 500, "n_comps": 50, "layer": None, "random_state": 0},
+        "n_top_genes_used": 500,
+        "n_comps_used": 50,
+    }
+    # adt: CLR per cell, full PCA (133 = min(600, 134) - 1 components, nearly all the variance)
+    np.testing.assert_array_equal(adt.layers["counts"].toarray(), counts["adt"].toarray())
+    np.testing.assert_allclose(adt.X.toarray(), sm.pp.clr(adt, layer="counts", copy=True).layers["counts"].toarray())
+    assert adt.obsm["X_pca"].shape == (600, 133)
+    assert adt.uns["pca"]["variance_ratio"].sum() > 0.999
+    assert adt.uns["scmatch_recipe"]["obsm_key"] == sm.pp.RECIPE_OBSM_KEYS["protein"] == "X_pca"
+    assert adt.uns["clr"]["params"]["axis"] == 1
+
+
+def test_multiome_in_two_lines(multiome_data, caplog):
+    mdata = multiome_data.copy()
+
+    with caplog.at_level(logging.INFO, logger="scmatch"):
+        sm.pp.recipe_rna(mdata)
+        sm.pp.recipe_atac(mdata)
+
+    rna, atac = mdata["rna"], mdata["atac"]
+    assert mdata.shape == (500, 1200)
+    # 600 genes, one without counts: n_top_genes=2000 is capped to 599 with a message
+    assert "2000 requested but 599 of the 600 genes have counts; using 599" in caplog.text
+    assert rna.uns["scmatch_recipe"]["n_top_genes_used"] == rna.var["highly_variable"].sum() == 599
+    assert rna.obsm["X_pca"].shape == (500, 50)
+    # atac: 526 peaks in >= 1% of cells, 50 LSI components after dropping the depth component
+    assert atac.obsm["X_lsi"].shape == (500, 50)
+    assert atac.varm["LSI"].shape == (600, 50)
+    assert atac.var["highly_accessible"].sum() == atac.uns["scmatch_recipe"]["n_peaks_used"] == 526
+    assert np.all(atac.varm["LSI"][~atac.var["highly_accessible"].to_numpy()] == 0)
+    lsi = atac.uns["lsi"]
+    assert abs(lsi["dropped_component"]["depth_corr"]) > 0.9
+    assert np.abs(lsi["depth_corr"]).max() < 0.3
+    assert lsi["depth_source"] == "counts"
+    assert atac.uns["tfidf"]["params"]["log_tf"] is True
+    assert atac.uns["scmatch_recipe"]["obsm_key"] == "X_lsi"
+    np.testing.assert_array_equal(atac.layers["counts"].toarray(), multiome_data["atac"].X.toarray())
+
+    # keeping the first component: it is the depth component (|r| > 0.9), and the rest is unchanged
+    again = sm.pp.recipe_atac(mdata, layer="counts", drop_first=False, copy=True)
+    kept = again["atac"].uns["lsi"]
+    assert abs(kept["depth_corr"][0]) > 0.9
+    assert kept["depth_corr"][0] == pytest.approx(lsi["dropped_component"]["depth_corr"], rel=1e-6)
+    np.testing.assert_allclose(again["atac"].obsm["X_lsi"][:, 1:], atac.obsm["X_lsi"][:, :49], rtol=1e-5, atol=1e-8)
+
+
+def test_copy_returns_whole_mudata_and_leaves_input(small_mdata):
+    befores = {name: snapshot(a) for name, a in small_mdata.mod.items()}
+    out = sm.pp.recipe_atac(small_mdata, n_comps=5, copy=True)
+    out = sm.pp.recipe_rna(out, n_comps=5, copy=True)
+    out = sm.pp.recipe_protein(out, n_comps=5, copy=True)
+    assert isinstance(out, md.MuData) and out is not small_mdata
+    for name, adata in small_mdata.mod.items():
+        assert_unchanged(adata, befores[name])
+    for mod, key in (("rna", "X_pca"), ("atac", "X_lsi"), ("adt", "X_pca")):
+        assert out[mod].obsm[key].shape == (60, 5)
+        assert out[mod].uns["scmatch_recipe"]["obsm_key"] == key
+        np.testing.assert_array_equal(out[mod].layers["counts"].toarray(), small_mdata[mod].X.toarray())
+    assert out.shape == small_mdata.shape
+
+
+def test_rerun_from_counts_layer_is_identical(small_mdata):
+    sm.pp.recipe_rna(small_mdata, n_comps=5)
+    first = small_mdata["rna"].obsm["X_pca"].copy()
+    with pytest.raises(ValueError, match="non-integer values"):
+        sm.pp.recipe_rna(small_mdata, n_comps=5)  # X is log-normalised now
+    sm.pp.recipe_rna(small_mdata, n_comps=5, layer="counts")
+    np.testing.assert_array_equal(small_mdata["rna"].obsm["X_pca"], first)
+
+
+def test_parameters_are_capped_with_a_message(small_mdata, caplog):
+    with caplog.at_level(logging.INFO, logger="scmatch"):
+        sm.pp.recipe_rna(small_mdata, n_top_genes=30, n_comps=100)
+        sm.pp.recipe_atac(small_mdata, n_comps=1000)
+        sm.pp.recipe_protein(small_mdata, n_comps=40)
+    rna, atac, adt = small_mdata["rna"], small_mdata["atac"], small_mdata["adt"]
+    n_hvg = int(rna.var["highly_variable"].sum())
+    assert 30 <= n_hvg <= 31  # scanpy may keep ties
+    assert rna.obsm["X_pca"].shape == (60, n_hvg - 1)
+    n_peaks = atac.uns["scmatch_recipe"]["n_peaks_used"]
+    assert atac.obsm["X_lsi"].shape == (60, min(60, n_peaks) - 2)
+    assert adt.obsm["X_pca"].shape == (60, 11)
+    assert "recipe_rna n_comps: 100 requested" in caplog.text
+    assert "lsi: 1000 components requested" in caplog.text
+    assert "recipe_protein n_comps: 40 requested but 60 cells x 12 proteins allow 11; using 11" in caplog.text
+
+
+def test_failure_half_way_leaves_object_untouched(small_mdata):
+    before = snapshot(small_mdata["atac"])
+    # one peak is in every cell, so peak selection and TF-IDF succeed and LSI (on 1 peak) fails
+    with pytest.raises(ValueError, match="The matrix to factorise is 60 x 1; LSI needs at least 3 cells and 3 peaks"):
+        sm.pp.recipe_atac(small_mdata, min_frac=1.0)
+    assert_unchanged(small_mdata["atac"], before)
+
+
+def test_empty_cell_is_refused_by_recipe_atac(small_mdata):
+    atac = small_mdata["atac"]
+    X = atac.X.toarray()
+    X[5] = 0
+    atac.X = sp.csr_matrix(X)
+    before = snapshot(atac)
+    with pytest.raises(ValueError, match=r"1 cells have no counts in `\.X` \(e\.g\. \['cell5'\]\)"):
+        sm.pp.recipe_atac(small_mdata)
+    assert_unchanged(atac, before)
+
+
+def test_dense_counts_stay_dense(small_mdata):
+    for mod in ("rna", "adt"):
+        small_mdata[mod].X = small_mdata[mod].X.toarray()
+    sm.pp.recipe_rna(small_mdata, n_comps=5)
+    sm.pp.recipe_protein(small_mdata)
+    assert isinstance(small_mdata["rna"].X, np.ndarray) and isinstance(small_mdata["adt"].X, np.ndarray)
+    assert isinstance(small_mdata["rna"].layers["counts"], np.ndarray)
+    assert small_mdata["adt"].obsm["X_pca"].shape == (60, 11)
+
+
+def test_outputs_survive_h5mu_round_trip(small_mdata, tmp_path):
+    sm.pp.recipe_rna(small_mdata, n_comps=5)
+    sm.pp.recipe_atac(small_mdata, n_comps=5, random_state=np.int64(3))
+    sm.pp.recipe_protein(small_mdata)
+    path = tmp_path / "processed.h5mu"
+    small_mdata.write_h5mu(path)
+    back = md.read_h5mu(path)
+    for mod in ("rna", "atac", "adt"):
+        key = back[mod].uns["scmatch_recipe"]["obsm_key"]
+        np.testing.assert_array_equal(back[mod].obsm[key], small_mdata[mod].obsm[key])
+    assert back["atac"].uns["scmatch_recipe"]["params"]["random_state"] == 3
+    assert back["atac"].uns["lsi"]["params"]["mask_var"] == "highly_accessible"
+    assert back["atac"].uns["scmatch_recipe"]["params"]["max_frac"] is None
+
+
+def test_too_few_genes_with_counts(small_mdata):
+    rna = small_mdata["rna"]
+    rna.X = sp.csr_matrix(rna.X.shape, dtype=np.float32)
+    before = snapshot(rna)
+    with pytest.raises(ValueError, match="Only 0 genes have counts; recipe_rna needs at least 3"):
+        sm.pp.recipe_rna(small_mdata)
+    assert_unchanged(rna, before)
