@@ -122,10 +122,10 @@ class CrossAttentionMatcher(nn.Module):
         """
         pairs = tok2.dim() == 4
         i1 = self._attend(
-            tok1, tok2, self.query1, self.key2, self.value2, self.cross_head1, own_first=True, pairs=pairs
+            tok1, tok2, self.query1, self.key2, self.value2, self.cross_head1, first=True, pairs=pairs
         )
         c1 = self._attend(
-            tok2, tok1, self.query2, self.key1, self.value1, self.cross_head2, own_first=False, pairs=pairs
+            tok2, tok1, self.query2, self.key1, self.value1, self.cross_head2, first=False, pairs=pairs
         )
         return (i1 * c1).sum(-1)
 
