@@ -90,7 +90,8 @@ def _as_float32(X: np.ndarray | sp.spmatrix) -> np.ndarray | sp.csr_matrix:
 
 
 def _dense(X: np.ndarray | sp.spmatrix) -> np.ndarray:
-    return X.toarray() if sp.issparse(X) else np.asarray(X)
+    """Dense, C-contiguous array (torch refuses negative strides)."""
+    return X.toarray() if sp.issparse(X) else np.ascontiguousarray(X)
 
 
 def _rng(random_state: int | np.random.Generator | None) -> np.random.Generator:
