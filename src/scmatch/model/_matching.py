@@ -83,7 +83,9 @@ def sinkhorn_dense(sim: np.ndarray, *, temperature: float, n_iter: int = 1000, t
     n1, n2 = sim.shape
     a, b = np.full(n1, 1.0 / n1), np.full(n2, 1.0 / n2)
     cost = -np.asarray(sim, dtype=np.float64)
-    plan = ot.sinkhorn(a, b, cost - cost.min(), reg=temperature, method="sinkhorn_log", numItermax=n_iter, stopThr=tol)
+    plan = ot.sinkhorn(
+        a, b, cost - cost.min(), reg=temperature, method="sinkhorn_log", numItermax=n_iter, stopThr=tol, warn=False
+    )
     return plan / plan.sum(axis=1, keepdims=True)
 
 

@@ -444,7 +444,7 @@ def _batch_groups(batch1, batch2, n1: int, n2: int) -> list[tuple[np.ndarray, np
     b1, b2 = np.asarray(batch1).astype(str), np.asarray(batch2).astype(str)
     if len(b1) != n1 or len(b2) != n2:
         raise ValueError("Batch labels must have one entry per cell.")
-    only1, only2 = sorted(set(b1) - set(b2)), sorted(set(b2) - set(b1))
+    only1, only2 = sorted(map(str, set(b1) - set(b2))), sorted(map(str, set(b2) - set(b1)))
     if only1 or only2:
         raise ValueError(
             f"Batches must be present in both modalities; only in mod1: {only1}, only in mod2: {only2}. "

@@ -121,12 +121,8 @@ class CrossAttentionMatcher(nn.Module):
         and ``tok2`` (N, K, T, d), K candidates per cell, give (N, K).
         """
         pairs = tok2.dim() == 4
-        i1 = self._attend(
-            tok1, tok2, self.query1, self.key2, self.value2, self.cross_head1, first=True, pairs=pairs
-        )
-        c1 = self._attend(
-            tok2, tok1, self.query2, self.key1, self.value1, self.cross_head2, first=False, pairs=pairs
-        )
+        i1 = self._attend(tok1, tok2, self.query1, self.key2, self.value2, self.cross_head1, first=True, pairs=pairs)
+        c1 = self._attend(tok2, tok1, self.query2, self.key1, self.value1, self.cross_head2, first=False, pairs=pairs)
         return (i1 * c1).sum(-1)
 
     def _attend(self, own, other, query, key, value, head, *, first: bool, pairs: bool) -> torch.Tensor:

@@ -1,0 +1,7 @@
+"""Allow ``python -m scmatch``."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())

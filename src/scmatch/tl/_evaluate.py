@@ -1,0 +1,74 @@
+"""tl.evaluate_match: score the probabilities written by match_modalities against a known pairing."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from mudata import MuData
+
+from ..metrics import evaluate
+
+
+def query_block(mdata: MuData, *, key: str = "match") -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """The filled block of ``mdata.obsp[f"{key}_probabilities"]``.
+
+    Returns
+    -------
+    The (query mod1 x query mod2) CSR block and the global positions of its rows and columns.
+    """
+    if key not in mdata.uns or "probabilities_key" not in mdata.uns[key]:
+        raise ValueError(f"`mdata.uns[{key!r}]` not found: run scmatch.tl.match_modalities(..., key_added={key!r}).")
+    info = mdata.uns[key]
+    P = sp.csr_matrix(mdata.obsp[info["probabilities_key"]])
+    params = info["params"]
+    mod1, mod2, reference = params["mod1"], params["mod2"], params["reference"]
+    mask1 = np.ones(mdata[mod1].n_obs, bool)
+    mask2 = np.ones(mdata[mod2].n_obs, bool)
+    if reference not in (None, "MuData"):
+        mask1 = ~mdata[mod1].obs[reference].to_numpy(bool)
+        mask2 = ~mdata[mod2].obs[reference].to_numpy(bool)
+    rows = mdata.obs_names.get_indexer(mdata[mod1].obs_names[mask1])
+    cols = mdata.obs_names.get_indexer(mdata[mod2].obs_names[mask2])
+    return sp.csr_matrix(P[rows][:, cols]), rows, cols
+
+
+def evaluate_match(
+    mdata: MuData, *, key: str = "match", truth: np.ndarray | None = None, labels_key: str | None = None
+) -> dict[str, float]:
+    """Score a match against the true pairing with :func:`scmatch.metrics.evaluate`.
+
+    Parameters
+    ----------
+    mdata
+        MuData on which :func:`~scmatch.tl.match_modalities` ran.
+    key
+        Its ``key_added``.
+    truth
+        For each query mod1 cell, the position of its partner among the query mod2 cells. Default: cells that
+        share an obs name are partners (a paired MuData); every query mod1 cell must then have one.
+    labels_key
+        Optional ``.obs`` column of both modalities with cell types, for the cell-type mass.
+
+    Returns
+    -------
+    The metrics of :func:`scmatch.metrics.evaluate`.
+    """
+    P, rows, cols = query_block(mdata, key=key)
+    if truth is None:
+        names2 = mdata.obs_names[cols]
+        truth = names2.get_indexer(mdata.obs_names[rows])
+        if np.any(truth < 0):
+            raise ValueError(
+                "Some query mod1 cells have no mod2 cell of the same name: pass `truth=` with the true partners."
+            )
+    labels = (None, None)
+    if labels_key is not None:
+        params = mdata.uns[key]["params"]
+        mod1, mod2 = params["mod1"], params["mod2"]
+        for mod in (mod1, mod2):
+            if labels_key not in mdata[mod].obs:
+                raise ValueError(f"`labels_key={labels_key!r}` is not a column of mdata[{mod!r}].obs.")
+        lab1 = mdata[mod1].obs[labels_key].reindex(mdata.obs_names[rows]).astype(str).to_numpy()
+        lab2 = mdata[mod2].obs[labels_key].reindex(mdata.obs_names[cols]).astype(str).to_numpy()
+        labels = (lab1, lab2)
+    return evaluate(P, np.asarray(truth), labels_rows=labels[0], labels_cols=labels[1])

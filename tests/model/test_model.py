@@ -1,0 +1,154 @@
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from scmatch.metrics import match_score, top_k_accuracy
+from scmatch.model import MatchModel
+
+
+def _fit(x1, x2, **kw):
+    settings = {"epochs": 40, "batch_size": 128, "progress_bar": False, "n_tokens": 4, "d_model": 32}
+    return MatchModel(**{**settings, **kw}).fit(x1, x2, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(toy_pairs):
+    x1, x2 = toy_pairs
+    return _fit(x1[:400], x2[:400])
+
+
+def test_learns_the_pairing(fitted, toy_pairs):
+    x1, x2 = toy_pairs
+    P = fitted.predict_proba(x1[400:], x2[400:], matching="sinkhorn")
+    truth = np.arange(100)
+    # chance is 0.01; the toy latent state is recoverable from both sides
+    assert match_score(P, truth) > 0.2
+    assert top_k_accuracy(P, truth, k=5) > 0.6
+    np.testing.assert_allclose(np.asarray(P.sum(1)).ravel(), 1.0)
+    assert fitted.history_["best_epoch"] >= 0
+    assert len(fitted.history_["train_loss"]) == len(fitted.history_["val_score"])
+
+
+def test_same_seed_same_result(toy_pairs):
+    x1, x2 = toy_pairs
+    a = _fit(x1[:200], x2[:200], epochs=5).predict_proba(x1[400:], x2[400:])
+    b = _fit(x1[:200], x2[:200], epochs=5).predict_proba(x1[400:], x2[400:])
+    assert (a != b).nnz == 0
+    c = MatchModel(epochs=5, batch_size=128, progress_bar=False, n_tokens=4, d_model=32)
+    c = c.fit(x1[:200], x2[:200], random_state=1).predict_proba(x1[400:], x2[400:])
+    assert (a != c).nnz > 0
+
+
+def test_sparse_input_equals_dense(toy_pairs):
+    x1, x2 = toy_pairs
+    x1 = np.maximum(x1, 0)  # some zeros to make sparsity meaningful
+    dense = _fit(x1[:200], x2[:200], epochs=3).predict_proba(x1[400:], x2[400:])
+    sparse = _fit(sp.csr_matrix(x1[:200]), x2[:200], epochs=3).predict_proba(sp.csr_matrix(x1[400:]), x2[400:])
+    np.testing.assert_allclose(dense.toarray(), sparse.toarray(), atol=1e-5)
+
+
+def test_batches_restrict_matching(fitted, toy_pairs):
+    x1, x2 = toy_pairs
+    b = np.array(["a", "b"] * 50)
+    P = fitted.predict_proba(x1[400:], x2[400:], batch1=b, batch2=b)
+    rows, cols = P.nonzero()
+    assert np.all(b[rows] == b[cols])
+    np.testing.assert_allclose(np.asarray(P.sum(1)).ravel(), 1.0)
+    with pytest.raises(ValueError, match="only in mod1: \\['c'\\]"):
+        fitted.predict_proba(x1[400:], x2[400:], batch1=np.array(["c"] * 100), batch2=b)
+
+
+def test_top_k_and_bounded_candidates(fitted, toy_pairs):
+    x1, x2 = toy_pairs
+    P = fitted.predict_proba(x1[400:], x2[400:], top_k=3)
+    assert np.diff(P.indptr).max() <= 3
+    # the candidate search keeps only n_candidates columns per row
+    S = fitted.similarity(x1[400:], x2[400:], n_candidates=10)
+    assert np.all(np.diff(S.indptr) == 10)
+
+
+def test_cross_term_rerank_equals_full_batch_similarity(fitted, toy_pairs):
+    import torch
+
+    x1, x2 = toy_pairs
+    S = fitted.similarity(x1[400:450], x2[400:450], n_candidates=50).toarray()
+    with torch.no_grad():
+        full = fitted.module_.batch_similarity(torch.tensor(x1[400:450]), torch.tensor(x2[400:450])).numpy()
+    np.testing.assert_allclose(S, full, atol=1e-5)
+
+
+def test_save_load_roundtrip(fitted, toy_pairs, tmp_path):
+    x1, x2 = toy_pairs
+    fitted.save(tmp_path / "m")
+    loaded = MatchModel.load(tmp_path / "m", device="cpu")
+    a, b = fitted.predict_proba(x1[400:], x2[400:]), loaded.predict_proba(x1[400:], x2[400:])
+    assert (a != b).nnz == 0
+    assert loaded.get_params()["alpha"] == fitted.alpha
+    with pytest.raises(ValueError, match="overwrite=True"):
+        fitted.save(tmp_path / "m")
+
+
+def test_tampered_weights_refused(fitted, tmp_path):
+    fitted.save(tmp_path / "m")
+    weights = tmp_path / "m" / "model.pt"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="does not match the checksum"):
+        MatchModel.load(tmp_path / "m")
+
+
+def test_corrupted_config_refused(fitted, tmp_path):
+    fitted.save(tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="corrupted"):
+        MatchModel.load(tmp_path / "m")
+    config = {"format_version": 1}
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="lacks required fields"):
+        MatchModel.load(tmp_path / "m")
+
+
+def test_wrong_features_refused(fitted, toy_pairs):
+    x1, x2 = toy_pairs
+    with pytest.raises(ValueError, match="has 19 features but the model was fitted on 20"):
+        fitted.predict_proba(x1[:, :19], x2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"loss": "hinge"}, "Unknown loss"),
+        ({"alpha": -1}, "alpha"),
+        ({"batch_size": 1}, "batch_size"),
+        ({"validation_fraction": 1.0}, "validation_fraction"),
+    ],
+)
+def test_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MatchModel(**kwargs)
+
+
+def test_bad_inputs(toy_pairs):
+    x1, x2 = toy_pairs
+    model = MatchModel(epochs=1, progress_bar=False)
+    with pytest.raises(ValueError, match="same number of cells"):
+        model.fit(x1[:10], x2[:11])
+    bad = x1[:50].copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model.fit(bad, x2[:50])
+    with pytest.raises(ValueError, match="not fitted"):
+        model.predict_proba(x1, x2)
+
+
+def test_divergence_is_reported(toy_pairs):
+    from scmatch.model._train import TrainingDivergedError
+
+    x1, x2 = toy_pairs
+    model = MatchModel(epochs=2, lr=1e30, progress_bar=False, noise=0.0)
+    with pytest.raises(TrainingDivergedError, match="Training diverged"):
+        model.fit(x1[:100] * 1e30, x2[:100], random_state=0)
+    assert model.module_ is None
