@@ -58,16 +58,16 @@ def data_dir() -> Path:
     return DATA_DIR
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cite_path() -> Path:
     return _data_file("bmmc_cite_starter.h5mu")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def multiome_path() -> Path:
     return _data_file("bmmc_multiome_starter.h5mu")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def challenge_dir() -> Path:
     return _data_file("neurips2021_match_modality")

@@ -1,0 +1,179 @@
+"""Benchmark datasets: load, preprocess (reference + query jointly) and split, per ../shared/BENCHMARKS.md.
+
+A :class:`MatchingSplit` holds the reference pairs (``X1_train[i]`` pairs with ``X2_train[i]``) and the query in
+its *paired* order. :meth:`MatchingSplit.shuffled` hides the query pairing the way the challenge does: the mod2
+rows are permuted with a seeded permutation and ``truth[i]`` is the column of row ``i``'s partner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO / "src") not in sys.path:  # run from a source tree without an install
+    sys.path.insert(0, str(REPO / "src"))
+
+# name -> (file, mod1, mod2, kind of mod2, train batch, test batch); batches None = first / second in sorted order
+DATASETS: dict[str, tuple[str | None, str, str, str, str | None, str | None]] = {
+    "cite": ("bmmc_cite_starter.h5mu", "rna", "adt", "protein", "s1d1", "s1d2"),
+    "multiome": ("bmmc_multiome_starter.h5mu", "rna", "atac", "atac", "s1d1", "s1d2"),
+    "totalvi": ("totalvi_sln_340.h5mu", "rna", "adt", "protein", None, None),
+    "snareseq": ("snareseq_cellmix_1047.h5mu", "rna_pca", "atac_features", "features", None, None),
+    "simulated": (None, "rna", "atac", "atac", "batch0", "batch1"),
+}
+
+
+_FEATURES = {
+    "rna": "recipe_rna X_pca",
+    "atac": "recipe_atac X_lsi",
+    "protein": "recipe_protein X_pca",
+    "features": "as provided",
+}
+
+
+def data_dir() -> Path:
+    """``$SCMATCH_DATA`` if set, else ``../shared/data`` relative to the repository root."""
+    return Path(os.environ.get("SCMATCH_DATA", REPO / ".." / "shared" / "data")).resolve()
+
+
+@dataclass
+class MatchingSplit:
+    """Reference pairs and a query; query arrays are in paired order until :meth:`shuffled` is called."""
+
+    name: str
+    X1_train: np.ndarray
+    X2_train: np.ndarray
+    X1_test: np.ndarray
+    X2_test: np.ndarray
+    labels_train: np.ndarray
+    labels_rows: np.ndarray
+    labels_cols: np.ndarray
+    truth: np.ndarray
+    meta: str = "{}"  # JSON: how the features were made (modalities, recipes, sizes)
+
+    @property
+    def n_train(self) -> int:
+        return self.X1_train.shape[0]
+
+    @property
+    def n_test(self) -> int:
+        return self.X1_test.shape[0]
+
+    def shuffled(self, seed: int) -> MatchingSplit:
+        """Permute the query's mod2 rows with a seeded permutation (never the identity); set ``truth``."""
+        n = self.n_test
+        rng = np.random.default_rng([seed, 20211206])
+        perm = rng.permutation(n)
+        while n > 1 and np.array_equal(perm, np.arange(n)):
+            perm = rng.permutation(n)
+        # column j holds query cell perm[j]; row i's partner is the column j with perm[j] == i
+        return replace(
+            self,
+            X2_test=self.X2_test[perm],
+            labels_cols=self.labels_cols[perm],
+            truth=np.argsort(perm).astype(np.int64),
+        )
+
+    def save(self, path: str | Path) -> None:
+        arrays = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}
+        np.savez(path, **{k: a.astype(str) if a.dtype == object else a for k, a in arrays.items()})
+
+    @classmethod
+    def load(cls, path: str | Path) -> MatchingSplit:
+        with np.load(path, allow_pickle=False) as z:
+            kw = {f.name: z[f.name] for f in fields(cls)}
+        kw["name"], kw["meta"] = str(kw["name"]), str(kw["meta"])
+        return cls(**kw)
+
+
+def _preprocess(adata, kind: str, *, n_comps: int, random_state: int) -> np.ndarray:
+    """Run the scmatch recipe of a modality on all its cells; return the embedding."""
+    import scmatch.pp
+
+    n_comps = int(min(n_comps, adata.n_obs - 1, adata.n_vars - 1))
+    if kind == "rna":
+        scmatch.pp.recipe_rna(adata, n_top_genes=min(2000, adata.n_vars), n_comps=n_comps, random_state=random_state)
+        key = "X_pca"
+    elif kind == "atac":
+        scmatch.pp.recipe_atac(adata, n_comps=n_comps, random_state=random_state)
+        key = "X_lsi"
+    elif kind == "protein":
+        scmatch.pp.recipe_protein(adata, n_comps=n_comps, random_state=random_state)
+        key = "X_pca"
+    elif kind == "features":  # already preprocessed (SNARE-seq): use as is
+        X = adata.X
+        return np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
+    else:
+        raise ValueError(f"unknown modality kind {kind!r}")
+    return np.asarray(adata.obsm[key], dtype=np.float32)
+
+
+def _read(name: str, *, n_sim_cells: int):
+    if name == "simulated":
+        import scmatch.datasets
+
+        return scmatch.datasets.simulate_multiome(n_sim_cells, n_batches=2, random_state=0)
+    import mudata
+
+    path = data_dir() / DATASETS[name][0]
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found; set SCMATCH_DATA to the folder holding the shared data.")
+    return mudata.read_h5mu(path)
+
+
+def load_split(name: str, *, n_comps: int = 50, n_sim_cells: int = 6000, random_state: int = 0) -> MatchingSplit:
+    """Load dataset ``name``, preprocess reference and query jointly, and split them (query kept in paired order).
+
+    ``n_sim_cells`` is the total number of simulated cells (two batches: reference and query).
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose from {sorted(DATASETS)}")
+    _, mod1, mod2, kind2, train_batch, test_batch = DATASETS[name]
+    mdata = _read(name, n_sim_cells=n_sim_cells)
+    a1, a2 = mdata.mod[mod1], mdata.mod[mod2]
+    if not np.array_equal(a1.obs_names, a2.obs_names):
+        raise ValueError(f"{name}: {mod1} and {mod2} obs_names differ; the pairing is lost.")
+    kind1 = "features" if kind2 == "features" else "rna"
+    X1 = _preprocess(a1, kind1, n_comps=n_comps, random_state=random_state)
+    X2 = _preprocess(a2, kind2, n_comps=n_comps, random_state=random_state)
+
+    if name == "snareseq":  # no batches: a seeded random half is the reference
+        labels = a1.obs["cell_line"].astype(str).to_numpy()
+        order = np.random.default_rng(random_state).permutation(a1.n_obs)
+        is_train = np.zeros(a1.n_obs, dtype=bool)
+        is_train[order[: a1.n_obs // 2]] = True
+    else:
+        obs = mdata.obs if {"batch", "cell_type"} <= set(mdata.obs.columns) else a1.obs
+        batch = obs["batch"].astype(str).to_numpy()
+        labels = obs["cell_type"].astype(str).to_numpy()
+        if train_batch is None:
+            batches = sorted(set(batch))
+            train_batch, test_batch = batches[0], batches[1]
+        is_train = batch == train_batch
+        is_test = batch == test_batch
+        if not is_train.any() or not is_test.any():
+            raise ValueError(f"{name}: batches {train_batch!r}/{test_batch!r} not found in {sorted(set(batch))}")
+        keep = is_train | is_test  # only the two batches of the protocol
+        X1, X2, labels, is_train = X1[keep], X2[keep], labels[keep], is_train[keep]
+    test = ~is_train
+    meta = {"mod1": mod1, "mod2": mod2, "features": [_FEATURES[kind1], _FEATURES[kind2]], "n_comps": n_comps}
+    if name == "simulated":
+        meta["n_sim_cells"] = n_sim_cells
+    return MatchingSplit(
+        name=name,
+        X1_train=X1[is_train],
+        X2_train=X2[is_train],
+        X1_test=X1[test],
+        X2_test=X2[test],
+        labels_train=labels[is_train],
+        labels_rows=labels[test],
+        labels_cols=labels[test],
+        truth=np.arange(int(test.sum()), dtype=np.int64),
+        meta=json.dumps(meta),
+    )

@@ -1,0 +1,148 @@
+"""Regenerate the markdown tables of benchmarks/README.md from the JSON records in benchmarks/results/*/.
+
+    python benchmarks/make_table.py                # every results subfolder
+    python benchmarks/make_table.py matching       # only benchmarks/results/matching
+
+Each subfolder ``NAME`` of ``results/`` gets one table (mean ± sd over seeds per dataset x method) written between
+``<!-- NAME-table:start -->`` and ``<!-- NAME-table:end -->`` in README.md; the rest of README.md is kept, and a
+section with the markers is appended when they are missing.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+README = HERE / "README.md"
+
+# (field, header, format, better): better is "max", "min" or None (cost columns, never highlighted)
+COLUMNS = {
+    "matching": [
+        ("match_score", "match score", ".4f", "max"),
+        ("top1", "top-1", ".3f", "max"),
+        ("top5", "top-5", ".3f", "max"),
+        ("top10", "top-10", ".3f", "max"),
+        ("foscttm", "FOSCTTM ↓", ".3f", "min"),
+        ("celltype_mass", "cell-type mass", ".3f", "max"),
+        ("fit_seconds", "fit s", ".2f", None),
+        ("match_seconds", "match s", ".2f", None),
+        ("peak_rss_mb", "peak RSS MB", ".0f", None),
+        ("peak_rss_delta_mb", "Δ RSS MB", ".0f", None),
+    ]
+}
+SKIP = {"seed", "n_train", "n_test", "n_cores", "torch_threads", "max_nnz_per_row", "git_dirty"}
+DATASET_ORDER = ["cite", "multiome", "totalvi", "snareseq", "challenge_cite", "challenge_multiome", "simulated"]
+METHOD_ORDER = ["random", "linear", "clip"]
+
+INTRO = """# Benchmarks
+
+Every number here follows one protocol (the project's `../shared/BENCHMARKS.md`, summarised here): learn from a
+reference of paired cells (both modalities measured in each cell), then match a query whose mod2 cells are shuffled,
+outputting a sparse probability matrix in the NeurIPS 2021 challenge format (rows sum to 1, at most 1000 non-zeros
+per row). The query pairing is used only to score. PCA/LSI are fitted on reference + query features jointly, as in
+the challenge. Scores are mean ± sd over seeds 0, 1, 2 (the seed drives the method and the query shuffle); an sd
+of 0 means the method ranks deterministically (e.g. ridge: only its held-out temperature slice depends on the seed).
+Splits: BMMC CITE and Multiome starters, reference donor s1d1, query s1d2; totalVI spleen/lymph node, batch1 -> batch2;
+SNARE-seq cell mix, a seeded random half -> the other half; simulated multiome (`scmatch.datasets`), batch0 -> batch1.
+Baselines: `random` (uniform rows), `linear` (ridge mod1 -> mod2, cosine, softmax), `clip` (two-tower MLP with
+symmetric InfoNCE, softmax); temperatures are chosen on a held-out 20% of the reference. Code: `baselines.py`.
+
+Metrics: match score = mean probability on the true partner (chance = 1/n_test); top-k = share of rows whose
+partner is among the k largest entries; FOSCTTM = fraction of candidates closer than the true partner (lower is
+better, 0.5 = random); cell-type mass = probability placed on cells of the same type. Cost: wall seconds to fit
+(reference) and to match (query), peak resident memory of a fresh process per run (interpreter + libraries + data
++ method) and Δ RSS, what fitting and matching added to that process. Timings are noisy on shared machines:
+compare methods within one table, as ratios.
+
+Regenerate the tables with `python benchmarks/make_table.py` after the runs listed under each table.
+"""
+
+
+def _order(value: str, order: list[str]) -> tuple[int, str]:
+    return (order.index(value) if value in order else len(order), value)
+
+
+def _columns(name: str, records: list[dict]) -> list[tuple[str, str, str, str | None]]:
+    if name in COLUMNS:
+        return [c for c in COLUMNS[name] if any(c[0] in r for r in records)]
+    seen: dict[str, None] = {}
+    for r in records:
+        for k, v in r.items():
+            if k not in SKIP and isinstance(v, (int, float)) and not isinstance(v, bool):
+                seen.setdefault(k)
+    return [(k, k, ".3g", None) for k in seen]
+
+
+def _cell(values: list[float], fmt: str) -> tuple[float, str]:
+    v = np.asarray(values, dtype=float)
+    mean = float(np.mean(v))
+    sd = float(np.std(v, ddof=1)) if len(v) > 1 else float("nan")
+    return mean, f"{mean:{fmt}}" + (f" ± {sd:{fmt}}" if len(v) > 1 else "")
+
+
+def table(name: str, records: list[dict]) -> str:
+    """Markdown table, mean ± sd over seeds per dataset x method, best mean per dataset in bold."""
+    cols = _columns(name, records)
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in records:
+        groups[(r.get("dataset", "?"), r.get("method", "?"))].append(r)
+    keys = sorted(groups, key=lambda k: (_order(k[0], DATASET_ORDER), _order(k[1], METHOD_ORDER)))
+    rows: dict[tuple[str, str], list[tuple[float, str]]] = {}
+    for key in keys:
+        rows[key] = [_cell([r[c[0]] for r in groups[key] if c[0] in r] or [np.nan], c[2]) for c in cols]
+    best: dict[tuple[str, int], float] = {}
+    for (dataset, _), cells in rows.items():
+        for j, (_, _, _, better) in enumerate(cols):
+            if better and np.isfinite(cells[j][0]):
+                pick = max if better == "max" else min
+                best[dataset, j] = pick(best.get((dataset, j), cells[j][0]), cells[j][0])
+    header = ["dataset", "method", "n train / query", "seeds", *(c[1] for c in cols)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * (len(header) - 2)]
+    for key in keys:
+        recs = groups[key]
+        sizes = f"{recs[0].get('n_train', '?')} / {recs[0].get('n_test', '?')}"
+        cells = [
+            f"**{text}**" if (key[0], j) in best and mean == best[key[0], j] and len(rows) > 1 else text
+            for j, (mean, text) in enumerate(rows[key])
+        ]
+        lines.append("| " + " | ".join([key[0], key[1], sizes, str(len(recs)), *cells]) + " |")
+    commands = sorted({r["command"] for r in records if r.get("command")})
+    commits = sorted({(r.get("git_commit") or "?")[:10] + ("+dirty" if r.get("git_dirty") else "") for r in records})
+    cores = sorted({str(r["n_cores"]) for r in records if "n_cores" in r})
+    lines += ["", f"Cores: {', '.join(cores) or '?'}; commits: {', '.join(commits)}. Produced by:", "", "```"]
+    lines += [*commands, f"python benchmarks/make_table.py {name}", "```"]
+    return "\n".join(lines)
+
+
+def update_readme(name: str, body: str, readme: Path = README) -> None:
+    start, end = f"<!-- {name}-table:start -->", f"<!-- {name}-table:end -->"
+    text = readme.read_text() if readme.exists() else INTRO
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + start + "\n" + body + "\n" + end + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + f"\n\n## {name.replace('_', ' ').capitalize()}\n\n{start}\n{body}\n{end}\n"
+    readme.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    names = (sys.argv[1:] if argv is None else argv) or sorted(
+        d.name for d in RESULTS.iterdir() if d.is_dir() and any(d.glob("*.json"))
+    )
+    for name in names:
+        records = [json.loads(f.read_text()) for f in sorted((RESULTS / name).glob("*.json"))]
+        if not records:
+            print(f"no records in {RESULTS / name}")
+            continue
+        update_readme(name, table(name, records))
+        print(f"{name}: {len(records)} records -> {README}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""Matching benchmark (../shared/BENCHMARKS.md): every dataset x method x seed, one JSON record each.
+
+    python benchmarks/run_matching.py --datasets cite multiome totalvi simulated \
+        --methods random linear clip scmatch scmatch_alpha0 --seeds 0 1 2
+
+Each dataset is preprocessed once (reference + query jointly, scmatch.pp recipes); each run then goes to a fresh
+Python subprocess so that its memory is its own. In that process the libraries (numpy, scipy, torch, scmatch)
+are imported and the preprocessed arrays loaded first; then the method is fitted on the reference (``fit_seconds``)
+and matches the query (``match_seconds``), every method with the same number of threads (``--threads``, default 1:
+reproducible timings on a shared machine). Memory: just before fitting, the process's resident memory is
+recorded (``rss_before_fit_mb``: interpreter, libraries, data; the same floor for every method) and the kernel's
+peak counter is reset (Linux ``/proc/self/clear_refs``); ``peak_rss_mb`` is the peak resident memory (``VmHWM``)
+from there to the end of matching, and ``peak_rss_delta_mb = peak_rss_mb - rss_before_fit_mb`` is what fitting and
+matching added. Where the counter cannot be reset, ``ru_maxrss`` of the whole process is used instead
+(``peak_rss_source`` says which). ``--in-process`` runs everything in one process, for debugging only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE)]
+from _data import DATASETS, REPO, MatchingSplit, load_split  # noqa: E402
+
+RESULTS = HERE / "results" / "matching"
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+# One place for every method's settings. "model" goes to the constructor, "predict" to predict_proba.
+METHODS: dict[str, dict] = {
+    "random": {"cls": "baselines:RandomBaseline", "model": {}, "predict": {"top_k": 1000}},
+    "linear": {"cls": "baselines:LinearBaseline", "model": {}, "predict": {"top_k": 1000}},
+    "clip": {"cls": "baselines:ClipBaseline", "model": {}, "predict": {"top_k": 1000}},
+    "scmatch": {
+        "cls": "scmatch.model:MatchModel",
+        "model": {"progress_bar": False},
+        "predict": {"matching": "sinkhorn", "top_k": 1000},
+    },
+    "scmatch_alpha0": {
+        "cls": "scmatch.model:MatchModel",
+        "model": {"alpha": 0.0, "progress_bar": False},
+        "predict": {"matching": "sinkhorn", "top_k": 1000},
+    },
+}
+
+
+def _status_mb(field: str) -> float | None:
+    """A memory field (VmRSS, VmHWM) of /proc/self/status in MB; None where there is no /proc."""
+    try:
+        with open("/proc/self/status") as fh:
+            line = next(ln for ln in fh if ln.startswith(field + ":"))
+        return int(line.split()[1]) / 1024
+    except (OSError, StopIteration):
+        return None
+
+
+def _reset_peak() -> str:
+    """Reset the kernel's peak-RSS counter (VmHWM) so the peak covers fit + match only; say which peak is used."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return "VmHWM reset before fit"
+    except OSError:
+        return "ru_maxrss of the whole process"
+
+
+def _peak_rss_mb(source: str) -> float:
+    if source.startswith("VmHWM"):
+        return _status_mb("VmHWM")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
+
+def _git() -> dict:
+    def out(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True).stdout
+
+    try:
+        return {"git_commit": out("rev-parse", "HEAD").strip(), "git_dirty": bool(out("status", "--porcelain").strip())}
+    except (OSError, subprocess.CalledProcessError):
+        return {"git_commit": None, "git_dirty": None}
+
+
+def _params(model) -> dict:
+    """The model's public constructor-like attributes (defaults included) that JSON can hold."""
+    params = model.get_params() if hasattr(model, "get_params") else vars(model)
+    ok = (str, int, float, bool, type(None), list, tuple)
+    return {k: v for k, v in params.items() if not k.startswith("_") and not k.endswith("_") and isinstance(v, ok)}
+
+
+def _method_class(spec: str):
+    import importlib
+
+    module, name = spec.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command: str, threads: int) -> dict:
+    """Fit, match and score one dataset x method x seed; write the JSON record to ``out``."""
+    import numpy as np
+    import torch  # imported by every method's process, so the memory floor is the same
+    from threadpoolctl import threadpool_limits
+
+    import scmatch.metrics
+
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)  # numpy/scipy BLAS and OpenMP
+
+    spec = METHODS[method]
+    cls = _method_class(spec["cls"])
+    split = MatchingSplit.load(cache).shuffled(seed)
+    gc.collect()
+    rss_before = _status_mb("VmRSS") or 0.0
+    peak_source = _reset_peak()
+
+    t0 = time.perf_counter()
+    model = cls(**spec["model"]).fit(split.X1_train, split.X2_train, random_state=seed)
+    t1 = time.perf_counter()
+    P = model.predict_proba(split.X1_test, split.X2_test, **spec["predict"])
+    t2 = time.perf_counter()
+    peak = _peak_rss_mb(peak_source)
+
+    scmatch.metrics.check_challenge_format(P)
+    scores = scmatch.metrics.evaluate(P, split.truth, labels_rows=split.labels_rows, labels_cols=split.labels_cols)
+    nnz = np.diff(P.tocsr().indptr)
+    record = {
+        "dataset": dataset,
+        "method": method,
+        "seed": seed,
+        "n_train": split.n_train,
+        "n_test": split.n_test,
+        **{k: float(v) for k, v in scores.items()},
+        "chance_match_score": 1.0 / split.n_test,
+        "fit_seconds": t1 - t0,
+        "match_seconds": t2 - t1,
+        "peak_rss_mb": peak,
+        "rss_before_fit_mb": rss_before,
+        "peak_rss_delta_mb": peak - rss_before,
+        "peak_rss_source": peak_source,
+        "n_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "max_nnz_per_row": int(nnz.max()),
+        "dims": [split.X1_train.shape[1], split.X2_train.shape[1]],
+        "data": json.loads(split.meta),
+        "settings": {"class": spec["cls"], "model": spec["model"], "predict": spec["predict"]},
+        "params": _params(model),
+        "fitted": getattr(model, "info_", {}),
+        **_git(),
+        "command": command,
+        "python": platform.python_version(),
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(record, indent=1, default=float) + "\n")
+    return record
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    p.add_argument("--methods", nargs="+", default=["random", "linear", "clip"], choices=METHODS)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--sim-cells", type=int, default=6000, help="total simulated cells, two batches (ref, query)")
+    p.add_argument("--n-comps", type=int, default=50, help="PCA/LSI components per modality")
+    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--threads", type=int, default=1, help="CPU threads per run (torch and BLAS), same for all")
+    p.add_argument("--in-process", action="store_true", help="no subprocess per run (memory numbers not per run)")
+    p.add_argument("--worker", nargs=5, metavar=("CACHE", "DATASET", "METHOD", "SEED", "OUT"), help=argparse.SUPPRESS)
+    p.add_argument("--command", default="", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        cache, dataset, method, seed, out = args.worker
+        run_one(cache, dataset, method, int(seed), out, args.command, args.threads)
+        return
+
+    command = "python benchmarks/run_matching.py " + " ".join(argv)
+    failed = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for dataset in args.datasets:
+            t0 = time.perf_counter()
+            split = load_split(dataset, n_comps=args.n_comps, n_sim_cells=args.sim_cells)
+            cache = str(Path(tmp) / f"{dataset}.npz")
+            split.save(cache)
+            print(
+                f"{dataset}: train {split.n_train}, query {split.n_test}, dims {split.X1_train.shape[1]}"
+                f" -> {split.X2_train.shape[1]} (preprocessed in {time.perf_counter() - t0:.1f}s)",
+                flush=True,
+            )
+            if dataset == "simulated" and min(split.n_train, split.n_test) < 2500:
+                print("  note: a simulated batch has fewer than 2500 cells; raise --sim-cells", flush=True)
+            for method in args.methods:
+                for seed in args.seeds:
+                    out = args.out / f"{dataset}__{method}__seed{seed}.json"
+                    job = (cache, dataset, method, seed, str(out), command, args.threads)
+                    rec = run_one(*job) if args.in_process else _run_subprocess(*job)
+                    if rec is None:
+                        failed.append(out.stem)
+                    print(f"  {method:>14} seed {seed}: " + (_summary(rec) if rec else "FAILED"), flush=True)
+    if failed:
+        sys.exit(f"{len(failed)} runs failed: {', '.join(failed)}")
+
+
+def _run_subprocess(cache: str, dataset: str, method: str, seed: int, out: str, command: str, threads: int):
+    """Run one job in a fresh interpreter (own memory, own thread settings); None if it failed."""
+    pythonpath = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": pythonpath, **dict.fromkeys(THREAD_VARS, str(threads))}
+    cmd = [sys.executable, __file__, "--worker", cache, dataset, method, str(seed), out]
+    Path(out).unlink(missing_ok=True)
+    proc = subprocess.run([*cmd, "--threads", str(threads), "--command", command], env=env, check=False)
+    return json.loads(Path(out).read_text()) if proc.returncode == 0 else None
+
+
+def _summary(rec: dict) -> str:
+    return (
+        f"match {rec['match_score']:.4f} top1 {rec['top1']:.3f} top10 {rec['top10']:.3f}"
+        f" foscttm {rec['foscttm']:.3f} ct-mass {rec['celltype_mass']:.3f} fit {rec['fit_seconds']:.2f}s"
+        f" match {rec['match_seconds']:.2f}s peak {rec['peak_rss_mb']:.0f}MB (+{rec['peak_rss_delta_mb']:.0f})"
+    )
+
+
+if __name__ == "__main__":
+    main()
