@@ -51,6 +51,16 @@ METHODS: dict[str, dict] = {
         "model": {"alpha": 0.0, "progress_bar": False},
         "predict": {"matching": "sinkhorn", "top_k": 1000},
     },
+    "scmatch_triplet": {
+        "cls": "scmatch.model:MatchModel",
+        "model": {"loss": "triplet", "progress_bar": False},
+        "predict": {"matching": "sinkhorn", "top_k": 1000},
+    },
+    "scmatch_ms": {
+        "cls": "scmatch.model:MatchModel",
+        "model": {"calibration": "match_score", "progress_bar": False},
+        "predict": {"matching": "sinkhorn", "top_k": 1000},
+    },
 }
 
 

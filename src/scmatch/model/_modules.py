@@ -72,13 +72,13 @@ class CrossAttentionMatcher(nn.Module):
         n_features1: int,
         n_features2: int,
         *,
-        n_tokens: int = 8,
+        n_tokens: int = 4,
         d_model: int = 64,
         d_embed: int = 64,
         n_heads: int = 4,
         n_layers: int = 1,
-        dropout: float = 0.1,
-        alpha: float = 0.5,
+        dropout: float = 0.3,
+        alpha: float = 1.0,
     ) -> None:
         super().__init__()
         kwargs = {"n_tokens": n_tokens, "d_model": d_model, "n_heads": n_heads, "n_layers": n_layers}

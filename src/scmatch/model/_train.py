@@ -21,16 +21,16 @@ LOSSES = ("triplet", "infonce")
 class TrainConfig:
     """Optimisation settings of :class:`~scmatch.model.MatchModel`."""
 
-    loss: str = "triplet"
+    loss: str = "infonce"
     margin: float = 0.2
     temperature: float = 0.1
     epochs: int = 200
-    batch_size: int = 256
+    batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_epochs: int = 10
     patience: int = 30
-    noise: float = 0.1
+    noise: float = 0.3
 
 
 @dataclass
