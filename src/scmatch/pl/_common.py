@@ -41,9 +41,7 @@ def match_view(mdata: MuData, key: str) -> MatchView:
     from ..tl import query_block
 
     if not isinstance(mdata, MuData):
-        raise TypeError(
-            f"Expected the MuData on which scmatch.tl.match_modalities ran, got {type(mdata).__name__}."
-        )
+        raise TypeError(f"Expected the MuData on which scmatch.tl.match_modalities ran, got {type(mdata).__name__}.")
     if key not in mdata.uns or "probabilities_key" not in mdata.uns[key]:
         raise ValueError(
             f"`mdata.uns[{key!r}]` holds no match: run scmatch.tl.match_modalities(mdata, ..., key_added={key!r}) "
@@ -94,7 +92,7 @@ def categories(*columns: pd.Series) -> list[str]:
 
 
 def default_palette(n: int) -> list[str]:
-    """scanpy's default palettes: 20, 28 or 102 colours, grey beyond that."""
+    """The default palettes of scanpy: 20, 28 or 102 colours, grey beyond that."""
     from scanpy.plotting import palettes
 
     for palette in (palettes.default_20, palettes.default_28, palettes.default_102):
@@ -141,7 +139,7 @@ def resolve_truth(view: MatchView, truth: Any | None) -> np.ndarray:
 
 
 def finish(obj: Axes | Figure, show: bool | None) -> Axes | Figure | None:
-    """scanpy's rule: show the plot (and return None) if ``show``, else return the Axes or Figure.
+    """Scanpy's rule: show the plot (and return None) if ``show``, else return the Axes or Figure.
 
     ``show=None`` shows only under an interactive backend, so scripts using Agg get the object back.
     """

@@ -26,7 +26,7 @@ def match_heatmap(
     level: Literal["celltype", "cell"] = "celltype",
     n_cells: int = 100,
     annotate: bool | None = None,
-    cmap: str = "viridis",
+    cmap: str = "Blues",
     random_state: int | None = 0,
     ax: Axes | None = None,
     show: bool | None = None,
@@ -107,13 +107,13 @@ def _draw_celltype(
     ax: Axes | None,
 ) -> Axes:
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
 
     conf = celltype_confusion(view.P, lab1.to_numpy(), lab2.to_numpy(), order=order)
     n = len(order)
-    side = float(np.clip(2.5 + 0.24 * n, 4.0, 16.0))
-    ax = new_axes(ax, figsize=(side + 1.5, side))
-    colormap = plt.get_cmap(cmap).copy()
-    colormap.set_bad("#f0f0f0")
+    side = float(np.clip(2.5 + 0.18 * n, 4.0, 14.0))
+    ax = new_axes(ax, figsize=(side + 1.2, side))
+    colormap = plt.get_cmap(cmap).with_extremes(bad="#e8e8e8")  # types without query mod1 cells
     values = np.ma.masked_invalid(conf.to_numpy())
     image = ax.imshow(values, cmap=colormap, vmin=0.0, vmax=1.0, aspect="equal", interpolation="nearest")
     n1 = lab1.astype(str).value_counts().reindex(order, fill_value=0)
@@ -125,14 +125,19 @@ def _draw_celltype(
     ax.set_ylabel(f"{view.mod1} query cells: {groupby} (number of cells)")
     counts = n1.to_numpy(dtype=float)
     diagonal = float(np.nansum(np.diag(conf.to_numpy()) * counts) / counts.sum())
-    ax.set_title(f"{view.mod1} to {view.mod2} match by {groupby}\nmass on the same type: {diagonal:.2f}")
+    ax.set_title(
+        f"{view.mod1} to {view.mod2} match probabilities by {groupby}\n"
+        f"probability on the same type: {diagonal:.2f} (1 = every cell matched within its type)"
+    )
+    for k in range(n):  # outline the diagonal: the mass that stays within its type
+        ax.add_patch(Rectangle((k - 0.5, k - 0.5), 1, 1, fill=False, edgecolor="0.35", linewidth=0.5))
     if annotate is None:
         annotate = n <= 12
     if annotate:
         for (i, j), v in np.ndenumerate(conf.to_numpy()):
             if np.isfinite(v):
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=size * 0.8,
-                        color="black" if v > 0.5 else "white")  # fmt: skip
+                        color="white" if v > 0.5 else "black")  # fmt: skip
     bar = ax.figure.colorbar(image, ax=ax, shrink=0.6, pad=0.02)
     bar.set_label(f"mean probability on the column's type\n(share of a {view.mod1} cell's match; rows sum to 1)")
     return ax
