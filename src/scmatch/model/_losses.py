@@ -52,3 +52,63 @@ def info_nce(sim: torch.Tensor, *, temperature: float = 0.1, weight: torch.Tenso
     target = torch.arange(sim.shape[0], device=sim.device)
     per_pair = F.cross_entropy(logits, target, reduction="none") + F.cross_entropy(logits.T, target, reduction="none")
     return _weighted_mean(per_pair / 2, weight)
+
+
+def _masks(dist: torch.Tensor, positive: torch.Tensor | None, negative: torch.Tensor | None):
+    if positive is None:
+        positive = torch.eye(dist.shape[0], dtype=torch.bool, device=dist.device)
+    if negative is None:
+        negative = ~positive
+    return positive, negative
+
+
+def distance_triplet(
+    dist: torch.Tensor,
+    *,
+    margin: float = 0.2,
+    positive: torch.Tensor | None = None,
+    negative: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Triplet loss on a distance matrix: mean over triplets of ``[d(a, p) - d(a, n) + margin]_+``.
+
+    Every row of ``dist`` is an anchor ``a`` (and, bidirectionally, every column); its positives ``p`` and
+    negatives ``n`` are the True entries of ``positive`` and ``negative`` (defaults: the diagonal, i.e. the same
+    cell in the other modality, and everything else). The loss of an anchor is the mean over its (p, n) pairs;
+    the batch loss is the (weighted) mean over anchors, of rows and columns averaged. With ``dist = d_w`` this is
+    the proposal's ``loss="wtriplet"``; with a Euclidean distance its like-for-like counterpart.
+    """
+    positive, negative = _masks(dist, positive, negative)
+
+    def per_anchor(d, pos, neg):
+        hinge = (d[:, :, None] - d[:, None, :] + margin).clamp(min=0)  # (anchor, p, n)
+        valid = pos[:, :, None] & neg[:, None, :]
+        return (hinge * valid).sum((1, 2)) / valid.sum((1, 2)).clamp(min=1)
+
+    per_pair = (per_anchor(dist, positive, negative) + per_anchor(dist.T, positive.T, negative.T)) / 2
+    return _weighted_mean(per_pair, weight)
+
+
+def distance_contrastive(
+    dist: torch.Tensor,
+    *,
+    margin: float = 0.2,
+    positive: torch.Tensor | None = None,
+    negative: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Contrastive loss on a distance matrix: ``1[same] d(i, j) + 1[different] [margin - d(i, j)]_+``.
+
+    Balanced per anchor: the mean over its positives plus the mean over its negatives (a plain mean over all
+    B x B pairs would give the B positives a weight of 1/B); rows and columns averaged, then the (weighted) mean
+    over anchors. Masks as in :func:`distance_triplet`. With ``dist = d_w`` this is ``loss="wcontrastive"``.
+    """
+    positive, negative = _masks(dist, positive, negative)
+
+    def per_anchor(d, pos, neg):
+        pull = (d * pos).sum(1) / pos.sum(1).clamp(min=1)
+        push = ((margin - d).clamp(min=0) * neg).sum(1) / neg.sum(1).clamp(min=1)
+        return pull + push
+
+    per_pair = (per_anchor(dist, positive, negative) + per_anchor(dist.T, positive.T, negative.T)) / 2
+    return _weighted_mean(per_pair, weight)

@@ -11,10 +11,22 @@ import torch
 from tqdm.auto import tqdm
 
 from .._utils import _dense, logger
-from ._losses import info_nce, triplet_hardest
+from ._coreset import CORESETS, select_coreset_indices
+from ._losses import distance_contrastive, distance_triplet, info_nce, triplet_hardest
 from ._modules import CrossAttentionMatcher
+from ._wasserstein import metric_similarity
 
-LOSSES = ("triplet", "infonce")
+#: loss name -> metric of the joint space it trains (``-sim`` is the distance under a distance metric)
+LOSS_METRIC = {
+    "triplet": "cosine",
+    "infonce": "cosine",
+    "wtriplet": "wasserstein",
+    "wcontrastive": "wasserstein",
+    "winfonce": "wasserstein",
+    "etriplet": "euclidean",
+    "econtrastive": "euclidean",
+}
+LOSSES = tuple(LOSS_METRIC)
 
 
 @dataclass
@@ -31,6 +43,19 @@ class TrainConfig:
     warmup_epochs: int = 10
     patience: int = 30
     noise: float = 0.3
+    hist_temperature: float = 0.1
+    coreset: str | None = None
+    coreset_fraction: float = 0.3
+    coreset_every: int = 10
+
+    @property
+    def metric(self) -> str:
+        """Metric of the joint space: ``"cosine"``, ``"euclidean"`` or ``"wasserstein"``."""
+        return LOSS_METRIC[self.loss]
+
+    def similarity(self, module: CrossAttentionMatcher, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        """In-batch similarity under this configuration's metric."""
+        return metric_similarity(module, x1, x2, metric=self.metric, temperature=self.hist_temperature)
 
 
 @dataclass
@@ -63,11 +88,17 @@ def _batch(X: np.ndarray | sp.spmatrix, idx: np.ndarray, device: torch.device) -
 def _loss(sim: torch.Tensor, cfg: TrainConfig, *, warm: bool, weight: torch.Tensor | None) -> torch.Tensor:
     if cfg.loss == "triplet":
         return triplet_hardest(sim, margin=cfg.margin, hardest=not warm, weight=weight)
+    if cfg.loss in ("wtriplet", "etriplet"):
+        return distance_triplet(-sim, margin=cfg.margin, weight=weight)
+    if cfg.loss in ("wcontrastive", "econtrastive"):
+        return distance_contrastive(-sim, margin=cfg.margin, weight=weight)
     return info_nce(sim, temperature=cfg.temperature, weight=weight)
 
 
 @torch.no_grad()
-def validation_score(module: CrossAttentionMatcher, X1, X2, device: torch.device, chunk: int = 512) -> float:
+def validation_score(
+    module: CrossAttentionMatcher, X1, X2, device: torch.device, chunk: int = 512, *, cfg: TrainConfig | None = None
+) -> float:
     """Mean reciprocal rank of the true partner among the validation cells (both directions)."""
     module.eval()
     n = X1.shape[0]
@@ -75,7 +106,7 @@ def validation_score(module: CrossAttentionMatcher, X1, X2, device: torch.device
     x2 = _batch(X2, np.arange(n), device)
     for start in range(0, n, chunk):
         x1 = _batch(X1, np.arange(start, min(start + chunk, n)), device)
-        sims.append(module.batch_similarity(x1, x2).cpu())
+        sims.append((cfg or TrainConfig()).similarity(module, x1, x2).cpu())
     sim = torch.cat(sims)
     positive = sim.diagonal()
     rank_rows = (sim > positive[:, None]).sum(1) + 1
@@ -100,15 +131,25 @@ def train(
     The weights of the epoch with the best validation score are restored at the end. Raises
     :class:`TrainingDivergedError` if the loss becomes NaN or infinite.
     """
-    n = X1.shape[0]
+    n_all = X1.shape[0]
+    if cfg.coreset is not None and cfg.coreset not in CORESETS:
+        raise ValueError(f"Unknown coreset {cfg.coreset!r}; use None or one of {CORESETS}.")
+    subset, subset_weight = np.arange(n_all), sample_weight
+    n = n_all
     batch_size = min(cfg.batch_size, n)
+    if cfg.coreset is not None:
+        batch_size = min(cfg.batch_size, max(2, round(cfg.coreset_fraction * n_all)))
     optimizer = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history = History()
     best_score, best_state, since_best = -np.inf, None, 0
     bar = tqdm(range(cfg.epochs), desc="training", unit="epoch", disable=not progress_bar, leave=False)
     for epoch in bar:
+        if cfg.coreset is not None and epoch % max(1, cfg.coreset_every) == 0:
+            subset, subset_weight = _coreset(module, X1, X2, cfg, rng, device, sample_weight, first=epoch == 0)
+            n = subset.shape[0]
         module.train()
-        order = rng.permutation(n)
+        order = subset[rng.permutation(n)]
+        position = {int(c): i for i, c in enumerate(subset)} if subset_weight is not sample_weight else None
         losses = []
         for start in range(0, n - batch_size + 1, batch_size):
             idx = np.sort(order[start : start + batch_size])
@@ -116,8 +157,12 @@ def train(
             if cfg.noise:
                 x1 = x1 + cfg.noise * torch.randn_like(x1)
                 x2 = x2 + cfg.noise * torch.randn_like(x2)
-            weight = None if sample_weight is None else torch.as_tensor(sample_weight[idx], device=device)
-            loss = _loss(module.batch_similarity(x1, x2), cfg, warm=epoch < cfg.warmup_epochs, weight=weight)
+            if position is not None:
+                w = subset_weight[[position[int(c)] for c in idx]]
+            else:
+                w = None if sample_weight is None else sample_weight[idx]
+            weight = None if w is None else torch.as_tensor(w, dtype=torch.float32, device=device)
+            loss = _loss(cfg.similarity(module, x1, x2), cfg, warm=epoch < cfg.warmup_epochs, weight=weight)
             if not torch.isfinite(loss):
                 raise TrainingDivergedError(
                     f"Training diverged: the loss became {loss.item()} at epoch {epoch}. "
@@ -131,7 +176,7 @@ def train(
         history.epoch.append(epoch)
         history.train_loss.append(float(np.mean(losses)))
         if validation is not None:
-            score = validation_score(module, *validation, device)
+            score = validation_score(module, *validation, device, cfg=cfg)
             history.val_score.append(score)
             bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}", val=f"{score:.3f}")
             # early stopping only counts once the warm-up is over
@@ -151,3 +196,30 @@ def train(
         module.load_state_dict(best_state)
     module.eval()
     return history
+
+
+@torch.no_grad()
+def _coreset(module, X1, X2, cfg: TrainConfig, rng, device, sample_weight, *, first: bool):
+    """(Re-)select the training subset and its weights (user ``sample_weight`` multiplies the coreset weights).
+
+    Selection space: the standardised inputs of both modalities side by side before training (``first``), the
+    current joint-space embeddings ``[i0, c0]`` afterwards.
+    """
+    n = X1.shape[0]
+    parts = []
+    module.eval()
+    for start in range(0, n, 4096):
+        idx = np.arange(start, min(start + 4096, n))
+        x1, x2 = _batch(X1, idx, device), _batch(X2, idx, device)
+        if first:
+            z = [(x1 - module.shift1) / module.scale1, (x2 - module.shift2) / module.scale2]
+        else:
+            z = [module.embed(module.tokens(x1, 1), 1), module.embed(module.tokens(x2, 2), 2)]
+        parts.append(torch.cat(z, dim=1).cpu().numpy())
+    idx, weight = select_coreset_indices(
+        np.concatenate(parts), fraction=cfg.coreset_fraction, method=cfg.coreset, random_state=rng
+    )
+    if sample_weight is not None:
+        weight = weight * sample_weight[idx]
+    logger.info("coreset (%s): %d of %d cells", cfg.coreset, len(idx), n)
+    return idx, weight.astype(np.float32)

@@ -1,0 +1,184 @@
+"""Coreset training benchmark: full reference vs CRAIG vs random subsets, fit time and match score.
+
+    python benchmarks/run_coreset.py --datasets simulated cite totalvi --fractions 0.1 0.3 0.5 --seeds 0 1 2
+
+Protocol of ../shared/BENCHMARKS.md (reference -> shuffled query, challenge metric), with
+``MatchModel(coreset=..., coreset_fraction=...)``: ``full`` trains on every reference pair, ``craig_F`` on a
+facility-location coreset of a share F of the pairs (weighted, re-selected every ``coreset_every`` epochs),
+``random_F`` on a random subset of the same size. Every other setting is the MatchModel default unless given
+(``--epochs``, ``--alpha``, ``--loss``). The simulated reference has ``--sim-cells / 2`` cells; its query is a
+seeded random subset of ``--query-cells`` cells of the other batch (matching cost is not what is measured here).
+Each run is a fresh subprocess with one thread; ``--jobs`` runs go side by side (one core each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE)]
+from _data import REPO, MatchingSplit, load_split  # noqa: E402
+
+RESULTS = HERE / "results" / "coreset"
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _git() -> dict:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"], capture_output=True, text=True)
+        return {"git_commit": out.strip(), "git_dirty": bool(dirty.stdout.strip())}
+    except OSError:
+        return {"git_commit": None, "git_dirty": None}
+
+
+def run_one(cache: str, method: str, seed: int, out: str, settings: dict, command: str) -> dict:
+    """Fit and match one dataset x method x seed in this process; write the JSON record."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    import scmatch.metrics
+    from scmatch.model import MatchModel
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+    split = MatchingSplit.load(cache).shuffled(seed)
+    coreset, _, fraction = method.partition("_")
+    kw = dict(settings, progress_bar=False)
+    if coreset != "full":
+        kw.update(coreset=coreset, coreset_fraction=float(fraction))
+    t0 = time.perf_counter()
+    model = MatchModel(**kw).fit(split.X1_train, split.X2_train, random_state=seed)
+    t1 = time.perf_counter()
+    P = model.predict_proba(split.X1_test, split.X2_test, matching="sinkhorn", top_k=1000)
+    t2 = time.perf_counter()
+    scores = scmatch.metrics.evaluate(P, split.truth, labels_rows=split.labels_rows, labels_cols=split.labels_cols)
+    record = {
+        "dataset": split.name,
+        "method": method,
+        "seed": seed,
+        "n_train": split.n_train,
+        "n_test": split.n_test,
+        **{k: float(v) for k, v in scores.items()},
+        "fit_seconds": t1 - t0,
+        "match_seconds": t2 - t1,
+        "epochs_run": len(model.history_["epoch"]),
+        "best_epoch": model.history_["best_epoch"],
+        "seconds_per_epoch": (t1 - t0) / max(len(model.history_["epoch"]), 1),
+        "coreset": None if coreset == "full" else coreset,
+        "coreset_fraction": 1.0 if coreset == "full" else float(fraction),
+        "settings": kw,
+        "n_cores": os.cpu_count(),
+        "torch_threads": 1,
+        "command": command,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **_git(),
+    }
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(record, indent=1, default=float) + "\n")
+    return record
+
+
+def _subprocess(cache, method, seed, out, settings, command):
+    env = {**os.environ, **dict.fromkeys(THREAD_VARS, "1")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
+    cmd = [sys.executable, __file__, "--worker", cache, method, str(seed), out, json.dumps(settings), command]
+    Path(out).unlink(missing_ok=True)
+    proc = subprocess.run(cmd, env=env, check=False)
+    return json.loads(Path(out).read_text()) if proc.returncode == 0 else None
+
+
+def _prepare(dataset: str, args) -> str:
+    """Preprocess once and cache (the simulated query is subsampled to ``--query-cells``)."""
+    args.cache_dir.mkdir(parents=True, exist_ok=True)
+    suffix = f"_{args.sim_cells}_{args.query_cells}" if dataset == "simulated" else ""
+    cache = args.cache_dir / f"{dataset}{suffix}.npz"
+    if not cache.exists():
+        split = load_split(dataset, n_sim_cells=args.sim_cells)
+        if dataset == "simulated" and split.n_test > args.query_cells:
+            keep = np.sort(np.random.default_rng(0).choice(split.n_test, args.query_cells, replace=False))
+            split = replace(
+                split,
+                X1_test=split.X1_test[keep],
+                X2_test=split.X2_test[keep],
+                labels_rows=split.labels_rows[keep],
+                labels_cols=split.labels_cols[keep],
+                truth=np.arange(len(keep), dtype=np.int64),
+            )
+        split.save(cache)
+    return str(cache)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--worker":
+        cache, method, seed, out, settings, command = argv[1:7]
+        run_one(cache, method, int(seed), out, json.loads(settings), command)
+        return
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--datasets", nargs="+", default=["simulated", "cite", "totalvi"])
+    p.add_argument("--fractions", nargs="+", type=float, default=[0.1, 0.3, 0.5])
+    p.add_argument("--coresets", nargs="+", default=["full", "craig", "random"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--sim-cells", type=int, default=40000, help="simulated cells, two batches (reference, query)")
+    p.add_argument("--query-cells", type=int, default=5000)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--alpha", type=float, default=None)
+    p.add_argument("--loss", default=None)
+    p.add_argument("--coreset-every", type=int, default=None)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--cache-dir", type=Path, default=Path("/tmp/scmatch_bench_cache"))
+    args = p.parse_args(argv)
+    settings = {
+        k: v
+        for k, v in {
+            "epochs": args.epochs,
+            "alpha": args.alpha,
+            "loss": args.loss,
+            "coreset_every": args.coreset_every,
+        }.items()
+        if v is not None
+    }
+    command = "python benchmarks/run_coreset.py " + " ".join(argv)
+    jobs = []
+    for dataset in args.datasets:
+        cache = _prepare(dataset, args)
+        for coreset in args.coresets:
+            for fraction in [None] if coreset == "full" else args.fractions:
+                method = "full" if coreset == "full" else f"{coreset}_{fraction:g}"
+                for seed in args.seeds:
+                    out = args.out / f"{dataset}__{method}__seed{seed}.json"
+                    jobs.append((cache, method, seed, str(out), settings, command))
+
+    def go(job):
+        rec = _subprocess(*job)
+        name = f"{Path(job[0]).stem} {job[1]} seed {job[2]}"
+        if rec is None:
+            print(f"{name}: FAILED", flush=True)
+        else:
+            print(
+                f"{name}: match {rec['match_score']:.4f} top1 {rec['top1']:.3f} fit {rec['fit_seconds']:.1f}s"
+                f" ({rec['epochs_run']} epochs)",
+                flush=True,
+            )
+        return rec
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(go, jobs))
+    if any(r is None for r in results):
+        sys.exit("some runs failed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""tl.select_coreset: a small weighted subset of cells that represents the whole (CRAIG facility location)."""
+
+from __future__ import annotations
+
+import numpy as np
+from anndata import AnnData
+from mudata import MuData
+
+from .._keys import Key
+from .._utils import _check_finite, _dense, _get_matrix, _get_modality, logger
+from ..model._coreset import CORESETS, select_coreset_indices
+
+
+def select_coreset(
+    data: AnnData | MuData,
+    *,
+    mod: str | None = None,
+    use_rep: str | None = "X_pca",
+    layer: str | None = None,
+    fraction: float = 0.1,
+    method: str = "craig",
+    n_neighbors: int = 30,
+    chunk_size: int = 5000,
+    random_state: int | None = 0,
+    key_added: str = "coreset",
+    copy: bool = False,
+) -> AnnData | MuData | None:
+    """Select a weighted coreset of cells, e.g. to shrink a large reference before training.
+
+    ``method="craig"`` maximises the facility-location objective ``sum_i max_{j in S} s(i, j)`` greedily on a
+    kNN similarity graph (within random chunks of at most ``chunk_size`` cells; see
+    :mod:`scmatch.model._coreset`); each selected cell is weighted by the number of cells nearest to it, so the
+    weights sum to the number of cells. ``method="random"`` draws a uniform subset with equal weights ``n / k``.
+
+    Parameters
+    ----------
+    data
+        AnnData, or MuData with ``mod`` naming the modality to select on.
+    mod
+        Modality of a MuData.
+    use_rep
+        ``.obsm`` key of the representation (default ``"X_pca"``); ``None`` uses ``layer`` or ``.X``.
+    layer
+        Layer to use when ``use_rep=None``.
+    fraction
+        Share of the cells to select, in (0, 1].
+    method
+        ``"craig"`` or ``"random"``.
+    n_neighbors
+        Neighbours per cell in the similarity graph.
+    chunk_size
+        Largest number of cells whose neighbours are searched together (memory and time bound).
+    random_state
+        Seed of the chunking (and of the random subset).
+    key_added
+        Prefix of the written keys.
+    copy
+        Return a modified copy instead of writing into ``data``.
+
+    Returns
+    -------
+    ``None``, or a copy of ``data`` if ``copy=True``. Written fields (in the modality's AnnData for a MuData):
+
+    - ``.obs[f"{key_added}_selected"]``: bool, True for the cells in the coreset.
+    - ``.obs[f"{key_added}_weight"]``: float, the number of cells each selected cell represents (0 elsewhere);
+      sums to ``n_obs``.
+    - ``.uns[key_added]``: ``params`` and ``n_selected``.
+
+    Examples
+    --------
+    >>> import numpy as np, anndata as ad
+    >>> import scmatch as scm
+    >>> adata = ad.AnnData(obsm={"X_pca": np.random.default_rng(0).normal(size=(1000, 10))})
+    >>> scm.tl.select_coreset(adata, fraction=0.1)
+    >>> int(adata.obs["coreset_selected"].sum()), float(adata.obs["coreset_weight"].sum())
+    (100, 1000.0)
+    """
+    adata = _get_modality(data, mod)
+    if method not in CORESETS:
+        raise ValueError(f"Unknown method {method!r}; use one of {CORESETS}.")
+    if not 0 < fraction <= 1:
+        raise ValueError(f"`fraction` must be in (0, 1], got {fraction}; e.g. 0.1 keeps a tenth of the cells.")
+    if n_neighbors < 1 or chunk_size < 2:
+        raise ValueError("`n_neighbors` must be >= 1 and `chunk_size` >= 2.")
+    X = _get_matrix(adata, obsm=use_rep) if use_rep is not None else _get_matrix(adata, layer=layer)
+    if X.shape[0] < 2:
+        raise ValueError(f"Need at least 2 cells to select a coreset, got {X.shape[0]}.")
+    _check_finite(X, what="the representation")
+    idx, weight = select_coreset_indices(
+        _dense(X),
+        fraction=fraction,
+        method=method,
+        n_neighbors=n_neighbors,
+        chunk_size=chunk_size,
+        random_state=random_state,
+    )
+    selected = np.zeros(adata.n_obs, dtype=bool)
+    selected[idx] = True
+    weights = np.zeros(adata.n_obs)
+    weights[idx] = weight
+
+    target = data.copy() if copy else data
+    out = _get_modality(target, mod)
+    col_sel, col_w = Key.coreset(key_added)
+    out.obs[col_sel] = selected
+    out.obs[col_w] = weights
+    out.uns[key_added] = {
+        "params": {
+            "use_rep": use_rep,
+            "layer": layer,
+            "fraction": fraction,
+            "method": method,
+            "n_neighbors": n_neighbors,
+            "chunk_size": chunk_size,
+            "random_state": random_state,
+        },
+        "n_selected": len(idx),
+    }
+    logger.info("coreset: %d of %d cells (%s)", len(idx), adata.n_obs, method)
+    return target if copy else None
