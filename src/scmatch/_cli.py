@@ -12,6 +12,7 @@ from pathlib import Path
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 RECIPES = {"rna": "recipe_rna", "atac": "recipe_atac", "adt": "recipe_protein"}
+INPUTS = ("train_mod1", "train_mod2", "train_sol", "test_mod1", "test_mod2", "prediction", "solution", "data")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--batch-key", default="batch", help=".obs column with batches (default: batch)")
     demo.add_argument("--reference-batch", default=None, help="batch used as reference (default: the first)")
     demo.add_argument("--n-cells", type=int, default=2000, help="simulated cells (default: 2000)")
-    demo.add_argument("--epochs", type=int, default=None, help="maximum training epochs")
+    demo.add_argument("--epochs", type=int, default=40, help="maximum training epochs (default: 40)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
     match = sub.add_parser(
@@ -175,7 +176,9 @@ def _evaluate(args) -> int:
     pred = io.read_prediction(args.prediction)
     sol = _read_h5ad(args.solution)
     if pred.shape != sol.shape:
-        raise ValueError(f"Prediction has shape {pred.shape} but the solution {sol.shape}.")
+        raise ValueError(
+            f"Prediction has shape {pred.shape} but the solution {sol.shape}; pass the solution of the same test set."
+        )
     scores = metrics.evaluate(pred.X, metrics.truth_from_solution(sol.X))
     _print_scores(scores, n=pred.shape[0], as_json=args.json)
     return EXIT_OK
@@ -185,17 +188,45 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``scmatch`` command line; returns the exit code (0 ok, 1 error, 2 usage)."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
-    for name in ("train_mod1", "train_mod2", "train_sol", "test_mod1", "test_mod2", "prediction", "solution", "data"):
+    for name in INPUTS:
         path = getattr(args, name, None)
         if path is not None and not Path(path).is_file():
             print(f"scmatch: error: --{name.replace('_', '-')} {path} does not exist or is not a file", file=sys.stderr)
             return EXIT_USAGE
+    problem = _check_options(args)
+    if problem:
+        print(f"scmatch: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     handler = {"demo": _demo, "match": _match, "evaluate": _evaluate}[args.command]
     try:
         return handler(args)
     except (ValueError, TypeError) as err:
         print(f"scmatch: error: {err}", file=sys.stderr)
         return EXIT_ERROR
+    except OSError as err:  # an input that is not a readable .h5ad/.h5mu, or a failed write
+        print(
+            f"scmatch: error: cannot read or write a file: {err}. Pass .h5ad/.h5mu files written by anndata/mudata.",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+
+
+def _check_options(args) -> str | None:
+    """Options that would otherwise fail only after the data are read and the model trained."""
+    import h5py
+
+    for name in INPUTS:
+        path = getattr(args, name, None)
+        if path is not None and not h5py.is_hdf5(path):
+            return f"--{name.replace('_', '-')} {path} is not an .h5ad/.h5mu (HDF5) file"
+    output = getattr(args, "output", None)
+    if output is not None and (Path(output).is_dir() or not Path(output).parent.is_dir()):
+        return f"--output {output} must be a file path in an existing folder"
+    if getattr(args, "epochs", None) is not None and args.epochs < 1:
+        return f"--epochs must be at least 1, got {args.epochs}"
+    if getattr(args, "top_k", None) is not None and not 1 <= args.top_k <= 1000:
+        return f"--top-k must be between 1 and 1000 (the challenge's limit), got {args.top_k}"
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -41,8 +41,11 @@ def _get_matrix(adata: AnnData, *, layer: str | None = None, obsm: str | None = 
         raise ValueError("Pass at most one of `layer=` and `obsm=`.")
     if layer is not None:
         if layer not in adata.layers:
-            raise ValueError(f"Layer {layer!r} not found; available layers: {list(adata.layers)}.")
-        return adata.layers[layer]
+            raise ValueError(
+                f"Layer {layer!r} not found; available layers: {list(adata.layers)}. Pass one of them as `layer=`, "
+                "or `layer=None` for `.X`."
+            )
+        return _check_not_empty(adata.layers[layer], f"`.layers[{layer!r}]`")
     if obsm is not None:
         if obsm not in adata.obsm:
             raise ValueError(
@@ -50,10 +53,20 @@ def _get_matrix(adata: AnnData, *, layer: str | None = None, obsm: str | None = 
                 "Run the preprocessing that writes it (e.g. scmatch.pp.recipe_rna) first."
             )
         X = adata.obsm[obsm]
-        return X.to_numpy() if hasattr(X, "to_numpy") else X
+        return _check_not_empty(X.to_numpy() if hasattr(X, "to_numpy") else X, f"`.obsm[{obsm!r}]`")
     if adata.X is None:
         raise ValueError("`.X` is empty: pass `layer=` or `obsm=` naming the data to use.")
-    return adata.X
+    return _check_not_empty(adata.X, "`.X`")
+
+
+def _check_not_empty(X: Any, where: str) -> Any:
+    """Return ``X``; raise a ValueError if it has no cells or no features."""
+    if len(X.shape) == 2 and 0 in X.shape:
+        raise ValueError(
+            f"{where} is empty (shape {X.shape}): it has no {'cells' if X.shape[0] == 0 else 'features'}. "
+            "Subset the data to non-empty cells and features first."
+        )
+    return X
 
 
 def _is_sparse(X: Any) -> bool:
@@ -61,8 +74,10 @@ def _is_sparse(X: Any) -> bool:
 
 
 def _check_finite(X: np.ndarray | sp.spmatrix, *, what: str) -> None:
-    """Raise a ValueError naming ``what`` if ``X`` holds NaN or infinite values."""
+    """Raise a ValueError naming ``what`` if ``X`` holds NaN or infinite values (a TypeError if not numeric)."""
     values = X.data if sp.issparse(X) else np.asarray(X)
+    if values.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must be numeric, got dtype {values.dtype}; convert it, e.g. with `.astype(float)`.")
     if values.size and not np.all(np.isfinite(values)):
         raise ValueError(f"{what} contains NaN or infinite values; remove or impute them before calling scmatch.")
 

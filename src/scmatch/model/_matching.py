@@ -61,8 +61,9 @@ def sinkhorn_sparse(sim: sp.csr_matrix, *, temperature: float, n_iter: int = 200
     col_counts = np.bincount(cols, minlength=n2)
     col_indptr = np.concatenate([[0], np.cumsum(col_counts)])
     live_rows, live_cols = counts > 0, col_counts > 0
-    log_a = np.where(live_rows, -np.log(max(live_rows.sum(), 1)), -np.inf)
-    log_b = np.where(live_cols, -np.log(max(live_cols.sum(), 1)), -np.inf)
+    # dead rows/columns (no support) keep potential 0; finite placeholders avoid inf - inf
+    log_a = np.where(live_rows, -np.log(max(live_rows.sum(), 1)), 0.0)
+    log_b = np.where(live_cols, -np.log(max(live_cols.sum(), 1)), 0.0)
     f, g = np.zeros(n1), np.zeros(n2)
     for _ in range(n_iter):
         f = np.where(live_rows, log_a - _segment_logsumexp(logk + g[cols], sim.indptr), 0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -11,15 +12,19 @@ import scipy.sparse as sp
 import torch
 
 from .._utils import _check_finite, _device, _rng, logger
+from ._coreset import CORESETS
 from ._matching import MATCHINGS, match_block, row_softmax, sinkhorn_dense
 from ._modules import CrossAttentionMatcher
 from ._persist import load_model, save_model
 from ._scoring import candidate_similarities, encode
 from ._train import LOSSES, TrainConfig, train
+from ._wasserstein import distance_candidates
 
 ARCHITECTURE = ("n_tokens", "d_model", "d_embed", "n_heads", "n_layers", "dropout", "alpha")
 TEMPERATURE_GRID = np.geomspace(0.002, 1.0, 45)
 CALIBRATIONS = ("nll", "match_score")
+#: most held-out pairs used for early stopping and calibration (scored densely every epoch)
+MAX_VALIDATION = 1000
 
 
 class MatchModel:
@@ -48,7 +53,7 @@ class MatchModel:
         weight decay, warm-up epochs, early-stopping patience (epochs without a better validation score), and
         the standard deviation of Gaussian noise added to standardised inputs during training.
     validation_fraction
-        Share of the reference pairs held out for early stopping and temperature calibration.
+        Share of the reference pairs held out for early stopping and temperature calibration (at most 1000).
     calibration
         How the matching temperatures are chosen on the held-out pairs: ``"nll"`` (calibrated probabilities,
         minimum negative log-likelihood of the true partner) or ``"match_score"`` (maximum mean probability on
@@ -59,6 +64,19 @@ class MatchModel:
         ``"auto"`` (CUDA if available, else CPU), ``"cpu"`` or ``"cuda"``.
     progress_bar
         Show a tqdm progress bar while training.
+    hist_temperature
+        Distance losses on the Wasserstein-1 metric (``loss="wtriplet"``, ``"wcontrastive"``, ``"winfonce"``):
+        temperature of the softmax turning each unit embedding into a histogram over its dimensions (see
+        :mod:`scmatch.model._wasserstein`). The similarity is then ``-W1(i0, c0) + alpha * i1 . c1`` and
+        candidates are searched by W1, so training, calibration and matching use the same metric;
+        ``"etriplet"``/``"econtrastive"`` do the same with the Euclidean distance.
+    coreset
+        ``None`` (train on every reference pair), ``"craig"`` (greedy facility location on the joint-space
+        embeddings, weighted by the number of cells each selected pair represents, re-selected every
+        ``coreset_every`` epochs; see :mod:`scmatch.model._coreset`) or ``"random"`` (a random subset of the same
+        size, equal weights; the control).
+    coreset_fraction, coreset_every
+        Share of the training pairs in the coreset, and epochs between re-selections.
 
     Examples
     --------
@@ -98,6 +116,10 @@ class MatchModel:
         n_candidates: int = 100,
         device: str = "auto",
         progress_bar: bool = True,
+        hist_temperature: float = 0.1,
+        coreset: str | None = None,
+        coreset_fraction: float = 0.3,
+        coreset_every: int = 10,
     ) -> None:
         if loss not in LOSSES:
             raise ValueError(f"Unknown loss {loss!r}; use one of {LOSSES}.")
@@ -105,10 +127,25 @@ class MatchModel:
             raise ValueError(f"`alpha` must be >= 0, got {alpha}.")
         if calibration not in CALIBRATIONS:
             raise ValueError(f"Unknown calibration {calibration!r}; use one of {CALIBRATIONS}.")
+        if coreset is not None and coreset not in CORESETS:
+            raise ValueError(f"Unknown coreset {coreset!r}; use None (all pairs) or one of {CORESETS}.")
+        if not 0 < coreset_fraction <= 1:
+            raise ValueError(f"`coreset_fraction` must be in (0, 1], got {coreset_fraction}.")
+        if hist_temperature <= 0:
+            raise ValueError(f"`hist_temperature` must be > 0, got {hist_temperature}.")
         if not 0 <= validation_fraction < 1:
             raise ValueError(f"`validation_fraction` must be in [0, 1), got {validation_fraction}.")
         if batch_size < 2:
             raise ValueError(f"`batch_size` must be at least 2 (negatives come from the batch), got {batch_size}.")
+        _check_numbers(
+            counts={"n_tokens": n_tokens, "d_model": d_model, "d_embed": d_embed, "n_heads": n_heads, "epochs": epochs}
+            | {"batch_size": batch_size, "n_candidates": n_candidates},
+            counts_or_zero={"n_layers": n_layers, "warmup_epochs": warmup_epochs, "patience": patience},
+            positive={"lr": lr, "temperature": temperature},
+            non_negative={"margin": margin, "noise": noise, "weight_decay": weight_decay},
+        )
+        if not 0 <= dropout < 1:
+            raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}.")
         if d_model % n_heads:
             raise ValueError(f"`d_model` ({d_model}) must be divisible by `n_heads` ({n_heads}).")
         self.architecture = {
@@ -131,6 +168,10 @@ class MatchModel:
             warmup_epochs=warmup_epochs,
             patience=patience,
             noise=noise,
+            hist_temperature=hist_temperature,
+            coreset=coreset,
+            coreset_fraction=coreset_fraction,
+            coreset_every=coreset_every,
         )
         self.validation_fraction = validation_fraction
         self.calibration = calibration
@@ -190,6 +231,7 @@ class MatchModel:
         The fitted model.
         """
         X1, X2 = _check_pair(X1, X2)
+        names = (_names(feature_names1, X1.shape[1]), _names(feature_names2, X2.shape[1]))  # checked before training
         if sample_weight is not None:
             sample_weight = np.asarray(sample_weight, dtype=np.float32)
             if sample_weight.shape != (X1.shape[0],) or np.any(sample_weight < 0) or sample_weight.sum() <= 0:
@@ -197,7 +239,8 @@ class MatchModel:
         device = _device(self.device)
         rng = _rng(random_state)
         n = X1.shape[0]
-        n_val = round(self.validation_fraction * n)
+        # the validation slice is scored as a dense n_val x n_val block every epoch: cap it
+        n_val = min(round(self.validation_fraction * n), MAX_VALIDATION)
         if 0 < n_val < 10 or n - n_val < 2:
             logger.info("too few reference pairs (%d) for a validation slice; calibrating on the training pairs", n)
             n_val = 0
@@ -225,7 +268,7 @@ class MatchModel:
             )
         self.module_ = module
         self.history_ = history.as_dict()
-        self.feature_names_ = (_names(feature_names1, X1.shape[1]), _names(feature_names2, X2.shape[1]))
+        self.feature_names_ = names
         calib = val_idx if n_val else train_idx
         self.temperature_ = self._calibrate(X1[calib], X2[calib])
         logger.info("fitted: best epoch %d, temperatures %s", history.best_epoch, self.temperature_)
@@ -270,11 +313,13 @@ class MatchModel:
                 "Use the same preprocessing (and the same .obsm key) as for the reference."
             )
         known = self.feature_names_[modality - 1]
-        if feature_names is not None and known is not None and list(feature_names) != list(known):
-            missing = [f for f in known if f not in set(feature_names)][:5]
+        if feature_names is not None and known is not None and list(map(str, feature_names)) != list(known):
+            given = set(map(str, feature_names))
+            missing, extra = [f for f in known if f not in given], sorted(given - set(known))
+            problem = f"missing {missing[:5]}, unexpected {extra[:5]}" if missing or extra else "same, other order"
             raise ValueError(
-                f"mod{modality} features differ from those the model was fitted on (e.g. missing {missing}). "
-                "Subset and order the query's features like the reference's."
+                f"mod{modality} features differ from those the model was fitted on ({problem}). "
+                "Subset and order the query's features like the reference's, e.g. `adata[:, model_features]`."
             )
 
     def transform(
@@ -295,7 +340,7 @@ class MatchModel:
         keep = bool(module.alpha)
         emb1, tok1 = encode(module, X1, modality=1, device=device, keep_tokens=keep)
         emb2, tok2 = encode(module, X2, modality=2, device=device, keep_tokens=keep)
-        return candidate_similarities(
+        return self._candidates(
             module,
             emb1,
             emb2,
@@ -304,6 +349,13 @@ class MatchModel:
             n_candidates=n_candidates or self.n_candidates,
             device=device,
         )
+
+    def _candidates(self, module, emb1, emb2, **kwargs) -> sp.csr_matrix:
+        """Candidate similarities under the trained metric (``i0 . c0`` search, or nearest by W1/Euclidean)."""
+        cfg = self.train_config
+        if cfg.metric == "cosine":
+            return candidate_similarities(module, emb1, emb2, **kwargs)
+        return distance_candidates(module, emb1, emb2, metric=cfg.metric, temperature=cfg.hist_temperature, **kwargs)
 
     def predict_proba(
         self,
@@ -355,7 +407,7 @@ class MatchModel:
         n_cand = max(self.n_candidates, top_k)
         blocks = []
         for rows, cols in groups:
-            sim = candidate_similarities(
+            sim = self._candidates(
                 module,
                 emb1[rows],
                 emb2[cols],
@@ -391,18 +443,40 @@ class MatchModel:
         """Load a model written by :meth:`save` (weights read with ``weights_only=True``)."""
         params, state, extra = load_model(path)
         params = {**params, "device": device}
-        model = cls(**params)
+        try:
+            model = cls(**params)
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"The settings in {str(path)!r}/config.json are not valid for this version of scmatch ({err}); "
+                "save the model again."
+            ) from err
         n1, n2 = extra["n_features"]
         module = CrossAttentionMatcher(n1, n2, **model.architecture)
         try:
             module.load_state_dict(state)
         except RuntimeError as err:
-            raise ValueError(f"The weights in {path!r} do not fit the saved configuration: {err}") from err
+            raise ValueError(
+                f"The weights in {str(path)!r} do not fit the saved configuration (the files were changed after "
+                f"saving; save the model again): {err}"
+            ) from err
         model.module_ = module.to(_device(device)).eval()
         model.temperature_ = extra["temperature"]
         model.history_ = extra["history"]
         model.feature_names_ = tuple(extra["feature_names"])
         return model
+
+
+def _check_numbers(*, counts: dict, counts_or_zero: dict, positive: dict, non_negative: dict) -> None:
+    """Raise a ValueError naming the first setting outside its range (integers >= 1 or >= 0, numbers > 0 or >= 0)."""
+    for minimum, group in ((1, counts), (0, counts_or_zero)):
+        for name, value in group.items():
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+                raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+    for low, group in ((">", positive), (">=", non_negative)):
+        for name, value in group.items():
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+            if not ok or value < 0 or (low == ">" and value == 0):
+                raise ValueError(f"`{name}` must be a number {low} 0, got {value!r}.")
 
 
 def _check_matrix(X, what: str) -> np.ndarray | sp.csr_matrix:
@@ -450,7 +524,7 @@ def _names(names, n: int) -> list[str] | None:
         return None
     names = [str(x) for x in names]
     if len(names) != n:
-        raise ValueError(f"Got {len(names)} feature names for {n} features.")
+        raise ValueError(f"Got {len(names)} feature names for {n} features; pass one name per column of the input.")
     return names
 
 

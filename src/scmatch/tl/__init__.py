@@ -1,6 +1,8 @@
 """Tools: matching cells across modalities and scoring a match."""
 
+from ._coreset import select_coreset
 from ._evaluate import evaluate_match, query_block
+from ._learn_metric import learn_metric
 from ._match import match_modalities
 
-__all__ = ["evaluate_match", "match_modalities", "query_block"]
+__all__ = ["evaluate_match", "learn_metric", "match_modalities", "query_block", "select_coreset"]

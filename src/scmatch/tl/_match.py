@@ -12,8 +12,10 @@ from anndata import AnnData
 from mudata import MuData
 
 from .._keys import Key
-from .._utils import _get_matrix, logger
+from .._utils import _check_finite, _get_matrix, logger
 from ..model import MatchModel
+from ..model._matching import MATCHINGS
+from ..model._model import _batch_groups
 
 #: the ``.obsm`` representation used for a modality when ``rep1``/``rep2`` is not given
 DEFAULT_REPS = {"rna": "X_pca", "atac": "X_lsi", "adt": "X_pca", "prot": "X_pca", "protein": "X_pca"}
@@ -27,6 +29,10 @@ class _Plan:
     ref2: Any
     query1: np.ndarray
     query2: np.ndarray
+    full1: Any
+    full2: Any
+    names1: list[str] | None
+    names2: list[str] | None
     n_ref: int
     batch1: np.ndarray | None
     batch2: np.ndarray | None
@@ -110,18 +116,30 @@ def match_modalities(
     >>> mdata.obsp["match_probabilities"].shape
     (600, 600)
     """
-    plan = _plan(mdata, mod1=mod1, mod2=mod2, rep1=rep1, rep2=rep2, reference=reference, batch_key=batch_key)
+    _check_settings(model, matching, top_k)
     model = MatchModel() if model is None else model
+    plan = _plan(
+        mdata, mod1=mod1, mod2=mod2, rep1=rep1, rep2=rep2, reference=reference, batch_key=batch_key, model=model
+    )
     if model.module_ is None:
-        model.fit(plan.ref1, plan.ref2, random_state=random_state)
+        model.fit(
+            plan.ref1, plan.ref2, feature_names1=plan.names1, feature_names2=plan.names2, random_state=random_state
+        )
     else:
         logger.info("using the fitted model as given; no training")
     qmask1, qmask2 = _query_masks(mdata, mod1, mod2, reference)
     P_query = model.predict_proba(
-        plan.query1, plan.query2, batch1=plan.batch1, batch2=plan.batch2, matching=matching, top_k=top_k
+        plan.query1,
+        plan.query2,
+        batch1=plan.batch1,
+        batch2=plan.batch2,
+        matching=matching,
+        top_k=top_k,
+        feature_names1=plan.names1,
+        feature_names2=plan.names2,
     )
-    emb1 = model.transform(_rep(mdata[mod1], rep1 or DEFAULT_REPS.get(mod1)), modality=1)
-    emb2 = model.transform(_rep(mdata[mod2], rep2 or DEFAULT_REPS.get(mod2)), modality=2)
+    emb1 = model.transform(plan.full1, modality=1, feature_names=plan.names1)
+    emb2 = model.transform(plan.full2, modality=2, feature_names=plan.names2)
 
     # all checks and computations are done: only now write
     target = mdata.copy() if copy else mdata
@@ -162,6 +180,50 @@ def _rep(adata: AnnData, key: str | None) -> np.ndarray:
     return _get_matrix(adata, obsm=key)
 
 
+def _check_settings(model, matching: str, top_k: int) -> None:
+    """Arguments that would otherwise only fail after training."""
+    if model is not None and not isinstance(model, MatchModel):
+        raise TypeError(f"`model` must be a scmatch.model.MatchModel or None, got {type(model).__name__}.")
+    if matching not in MATCHINGS:
+        raise ValueError(f"Unknown matching {matching!r}; use one of {MATCHINGS}.")
+    if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 1:
+        raise ValueError(f"`top_k` must be an integer >= 1, got {top_k!r}.")
+
+
+def _checked_rep(adata: AnnData, key: str, what: str) -> tuple[Any, list[str] | None]:
+    """The representation (numeric, finite) and its column names when ``.obsm[key]`` is a DataFrame."""
+    X = _rep(adata, key)
+    what = f"{what}.obsm[{key!r}]"
+    _check_finite(X, what=what)
+    if X.ndim != 2:
+        raise ValueError(f"{what} must be 2-D (cells x features), got shape {X.shape}.")
+    columns = adata.obsm[key].columns if isinstance(adata.obsm[key], pd.DataFrame) else None
+    return X, None if columns is None else [str(c) for c in columns]
+
+
+def _align(X: Any, names: list[str] | None, target: list[str] | None, n_target: int, what: str, against: str) -> Any:
+    """Columns of ``X`` in the order of ``target`` (matched by name when both are named), or a clear refusal."""
+    if names is not None and target is not None:
+        missing = [name for name in target if name not in set(names)]
+        if missing:
+            raise ValueError(
+                f"{what} lacks {len(missing)} of the {len(target)} features of {against} (e.g. {missing[:5]}). "
+                "Compute the query's representation with the same features as the reference's."
+            )
+        if names != target:
+            logger.info("aligning the columns of %s to %s by name", what, against)
+            position = {name: i for i, name in enumerate(names)}
+            X = X[:, [position[name] for name in target]]
+        return X
+    if X.shape[1] != n_target:
+        raise ValueError(
+            f"{what} has {X.shape[1]} features but {against} has {n_target}. Compute both with the same "
+            "preprocessing (the same .obsm key, e.g. the query projected on the reference's PCA), or store them as "
+            "DataFrames with column names so scmatch can align them by name."
+        )
+    return X
+
+
 def _flag(adata: AnnData, column: str, mod: str) -> np.ndarray:
     if column not in adata.obs:
         raise ValueError(f"`reference={column!r}` is not a column of mdata[{mod!r}].obs; add a boolean column.")
@@ -192,20 +254,33 @@ def _check_mudata(data: MuData, mod1: str, mod2: str, what: str) -> None:
             raise ValueError(f"Modality {mod!r} is not in {what}; it has {list(data.mod)}. Pass `mod1=`/`mod2=`.")
         if not data[mod].obs_names.is_unique:
             raise ValueError(f"{what}[{mod!r}] has duplicate obs names; make them unique (obs_names_make_unique).")
+        unknown = data[mod].obs_names[~data[mod].obs_names.isin(data.obs_names)]
+        if len(unknown):
+            raise ValueError(
+                f"{what}[{mod!r}].obs_names are out of sync with {what}.obs_names ({len(unknown)} cells, e.g. "
+                f"{list(unknown[:3])}, are missing from the global obs): call `{what}.update()` after changing a "
+                "modality."
+            )
     if mod1 == mod2:
-        raise ValueError("`mod1` and `mod2` must be different modalities.")
+        raise ValueError(
+            f"`mod1` and `mod2` must be different modalities, got {mod1!r} twice; pass two of {list(data.mod)}."
+        )
     if not data.obs_names.is_unique:
         raise ValueError(f"{what} has duplicate global obs names; make them unique.")
 
 
-def _plan(mdata, *, mod1, mod2, rep1, rep2, reference, batch_key) -> _Plan:
+def _plan(mdata, *, mod1, mod2, rep1, rep2, reference, batch_key, model) -> _Plan:
     _check_mudata(mdata, mod1, mod2, "mdata")
     key1, key2 = rep1 or DEFAULT_REPS.get(mod1), rep2 or DEFAULT_REPS.get(mod2)
-    X1, X2 = _rep(mdata[mod1], key1), _rep(mdata[mod2], key2)
+    (X1, names1), (X2, names2) = (_checked_rep(mdata[m], k, f"mdata[{m!r}]") for m, k in ((mod1, key1), (mod2, key2)))
     if isinstance(reference, MuData):
         _check_mudata(reference, mod1, mod2, "reference")
         ref_ad1, ref_ad2 = reference[mod1], reference[mod2]
-        R1, R2 = _rep(ref_ad1, key1), _rep(ref_ad2, key2)
+        R1, ref_names1 = _checked_rep(ref_ad1, key1, f"reference[{mod1!r}]")
+        R2, ref_names2 = _checked_rep(ref_ad2, key2, f"reference[{mod2!r}]")
+        X1 = _align(X1, names1, ref_names1, R1.shape[1], f"mdata[{mod1!r}].obsm[{key1!r}]", "the reference")
+        X2 = _align(X2, names2, ref_names2, R2.shape[1], f"mdata[{mod2!r}].obsm[{key2!r}]", "the reference")
+        names1, names2 = ref_names1 if names1 is not None else None, ref_names2 if names2 is not None else None
         i1, i2 = _paired(ref_ad1, ref_ad2)
     elif isinstance(reference, str) or reference is None:
         ref_ad1, ref_ad2, R1, R2 = mdata[mod1], mdata[mod2], X1, X2
@@ -215,7 +290,7 @@ def _plan(mdata, *, mod1, mod2, rep1, rep2, reference, batch_key) -> _Plan:
             keep = f1[i1] & f2[i2]
             i1, i2 = i1[keep], i2[keep]
     else:
-        raise TypeError("`reference` must be None, an .obs column name or a MuData.")
+        raise TypeError(f"`reference` must be None, an .obs column name or a MuData, got {type(reference).__name__}.")
     if len(i1) < 2:
         raise ValueError(
             "No paired reference cells: the reference needs cells present in both modalities under the same obs "
@@ -223,12 +298,37 @@ def _plan(mdata, *, mod1, mod2, rep1, rep2, reference, batch_key) -> _Plan:
         )
     q1, q2 = _query_masks(mdata, mod1, mod2, reference)
     if not q1.any() or not q2.any():
-        raise ValueError("No query cells to match: every cell is marked as reference.")
+        raise ValueError(
+            "No query cells to match: every cell is marked as reference. Mark the cells to match False in the "
+            "reference column, or pass `reference=None` to match every cell."
+        )
     b1 = b2 = None
     if batch_key is not None:
         for mod in (mod1, mod2):
             if batch_key not in mdata[mod].obs:
-                raise ValueError(f"`batch_key={batch_key!r}` is not a column of mdata[{mod!r}].obs.")
+                raise ValueError(
+                    f"`batch_key={batch_key!r}` is not a column of mdata[{mod!r}].obs; add it to both modalities or "
+                    "pass `batch_key=None`."
+                )
         b1 = pd.Series(mdata[mod1].obs[batch_key]).astype(str).to_numpy()[q1]
         b2 = pd.Series(mdata[mod2].obs[batch_key]).astype(str).to_numpy()[q2]
-    return _Plan(ref1=R1[i1], ref2=R2[i2], query1=X1[q1], query2=X2[q2], n_ref=len(i1), batch1=b1, batch2=b2)
+        _batch_groups(b1, b2, len(b1), len(b2))  # refuses batches present in one modality only, before training
+    if model.module_ is not None:  # a fitted model: the query must have its features
+        fitted = model.module_.shift1.shape[0], model.module_.shift2.shape[0]
+        X1 = _align(X1, names1, model.feature_names_[0], fitted[0], f"mdata[{mod1!r}].obsm[{key1!r}]", "the model")
+        X2 = _align(X2, names2, model.feature_names_[1], fitted[1], f"mdata[{mod2!r}].obsm[{key2!r}]", "the model")
+        names1 = model.feature_names_[0] if names1 is not None else None
+        names2 = model.feature_names_[1] if names2 is not None else None
+    return _Plan(
+        ref1=R1[i1],
+        ref2=R2[i2],
+        query1=X1[q1],
+        query2=X2[q2],
+        full1=X1,
+        full2=X2,
+        names1=names1,
+        names2=names2,
+        n_ref=len(i1),
+        batch1=b1,
+        batch2=b2,
+    )
