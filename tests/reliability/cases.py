@@ -256,6 +256,17 @@ def _matched(tmp: Path) -> dict[str, Any]:
     return {"mdata": mdata}
 
 
+def _matched_then_renamed(tmp: Path) -> dict[str, Any]:
+    out = _matched(tmp)
+    for mod in ("rna", "atac"):
+        out["mdata"][mod].obs_names = [f"renamed{i}" for i in range(N_CELLS)]
+    return out
+
+
+def _all_zero_peaks(tmp: Path) -> dict[str, Any]:
+    return {"adata": counts_adata(np.zeros((6, 5), np.float32))}
+
+
 def _md(**kwargs: Any) -> Callable[[Path], dict[str, Any]]:
     """Builder of a fresh toy MuData."""
     return lambda tmp: {"mdata": toy_mudata(**kwargs)}
@@ -531,6 +542,15 @@ CASES: list[Case] = [
         lambda o: scm.tl.evaluate_match(o["mdata"], labels_key="cell_type"),
         ValueError,
         r"`labels_key='cell_type'` is not a column of mdata\['rna'\]\.obs",
+    ),
+    Case(
+        "evaluate-out-of-sync",
+        "tl.evaluate_match",
+        "modality obs_names renamed after matching, without `mdata.update()`",
+        _matched_then_renamed,
+        lambda o: scm.tl.evaluate_match(o["mdata"]),
+        ValueError,
+        r"out of sync with mdata\.obs_names .* call mdata\.update\(\)",
     ),
     # -------------------------------------------------------------- MatchModel settings
     Case(
@@ -861,6 +881,15 @@ CASES: list[Case] = [
         lambda o: scm.pp.select_peaks(o["adata"]),
         ValueError,
         r"`\.X` is empty \(shape \(5, 0\)\): it has no features",
+    ),
+    Case(
+        "lsi-all-zero",
+        "pp.lsi",
+        "an all-zero matrix (no accessible peaks)",
+        _all_zero_peaks,
+        lambda o: scm.pp.lsi(o["adata"], n_comps=2),
+        ValueError,
+        r"is all zeros on the peaks used",
     ),
     Case(
         "pp-non-numeric",

@@ -129,6 +129,11 @@ def lsi(
         mask = np.ones(adata.n_vars, dtype=bool)
         X_used = X
 
+    if (X_used.nnz if sp.issparse(X_used) else np.count_nonzero(X_used)) == 0:
+        raise ValueError(
+            f"The matrix in {where} is all zeros on the peaks used, so it has no components. "
+            "Check that the counts are loaded and that the peak selection keeps accessible peaks."
+        )
     k_max = min(X_used.shape) - 1
     first = int(bool(drop_first))
     if k_max < 1 + first:

@@ -29,6 +29,11 @@ def query_block(mdata: MuData, *, key: str = "match") -> tuple[sp.csr_matrix, np
         mask2 = ~mdata[mod2].obs[reference].to_numpy(bool)
     rows = mdata.obs_names.get_indexer(mdata[mod1].obs_names[mask1])
     cols = mdata.obs_names.get_indexer(mdata[mod2].obs_names[mask2])
+    if np.any(rows < 0) or np.any(cols < 0) or P.shape != (mdata.n_obs, mdata.n_obs):
+        raise ValueError(
+            "The modalities' obs names are out of sync with mdata.obs_names (cells were added, removed or renamed "
+            "after matching); call mdata.update() and run scmatch.tl.match_modalities again."
+        )
     return sp.csr_matrix(P[rows][:, cols]), rows, cols
 
 
