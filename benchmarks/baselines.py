@@ -22,10 +22,13 @@ from scipy.special import logsumexp
 TAU_GRID = np.logspace(-3, 0.5, 36)
 
 
+def _unit(A: np.ndarray) -> np.ndarray:
+    A = np.asarray(A, dtype=np.float64)
+    return A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-12)
+
+
 def _cosine(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    A = A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-12)
-    B = B / np.maximum(np.linalg.norm(B, axis=1, keepdims=True), 1e-12)
-    return A @ B.T
+    return _unit(A) @ _unit(B).T
 
 
 def choose_temperature(S: np.ndarray, grid: np.ndarray = TAU_GRID) -> tuple[float, float]:
@@ -37,14 +40,18 @@ def choose_temperature(S: np.ndarray, grid: np.ndarray = TAU_GRID) -> tuple[floa
     return float(grid[best]), nll[best]
 
 
-def softmax_topk(S: np.ndarray, tau: float, top_k: int = 1000, chunk: int = 2048) -> sp.csr_matrix:
-    """Row softmax of ``S / tau`` restricted to each row's ``top_k`` largest entries (renormalised), as CSR."""
-    n1, n2 = S.shape
+def softmax_topk(A: np.ndarray, B: np.ndarray, tau: float, top_k: int = 1000, chunk: int = 2048) -> sp.csr_matrix:
+    """Row softmax of ``cosine(A, B) / tau`` restricted to each row's ``top_k`` largest entries (renormalised).
+
+    The cosine block is computed ``chunk`` rows at a time, so memory stays O(chunk x n2 + n1 x top_k).
+    """
+    A, B = _unit(A), _unit(B)
+    n1, n2 = A.shape[0], B.shape[0]
     k = min(int(top_k), n2)
     indices = np.empty((n1, k), dtype=np.int64)
     data = np.empty((n1, k), dtype=np.float64)
     for start in range(0, n1, chunk):
-        block = np.asarray(S[start : start + chunk], dtype=np.float64) / tau
+        block = (A[start : start + chunk] @ B.T) / tau
         idx = np.argpartition(-block, k - 1, axis=1)[:, :k] if k < n2 else np.tile(np.arange(n2), (len(block), 1))
         vals = np.take_along_axis(block, idx, axis=1)
         vals = np.exp(vals - vals.max(axis=1, keepdims=True))
@@ -108,7 +115,7 @@ class LinearBaseline:
         return self
 
     def predict_proba(self, Y1: np.ndarray, Y2: np.ndarray, *, top_k: int = 1000) -> sp.csr_matrix:
-        return softmax_topk(_cosine(self.ridge_.predict(Y1), Y2), self.tau_, top_k)
+        return softmax_topk(self.ridge_.predict(Y1), Y2, self.tau_, top_k)
 
 
 class ClipBaseline:
@@ -154,6 +161,9 @@ class ClipBaseline:
         )
 
     def _embed(self, towers, Y1: np.ndarray, Y2: np.ndarray) -> np.ndarray:
+        return _cosine(*self._towers_out(towers, Y1, Y2))
+
+    def _towers_out(self, towers, Y1: np.ndarray, Y2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
         f1, f2, _ = towers
@@ -161,7 +171,7 @@ class ClipBaseline:
         with torch.no_grad():
             z1 = f1(torch.as_tensor((Y1 - self.mu1_) / self.sd1_, dtype=torch.float32))
             z2 = f2(torch.as_tensor((Y2 - self.mu2_) / self.sd2_, dtype=torch.float32))
-        return _cosine(z1.numpy().astype(np.float64), z2.numpy().astype(np.float64))
+        return z1.numpy().astype(np.float64), z2.numpy().astype(np.float64)
 
     def _train(self, X1, X2, seed: int, n_steps: int, val=None):
         """Train towers for ``n_steps``; with ``val=(V1, V2)`` return the best (nll, step, tau) seen."""
@@ -212,4 +222,4 @@ class ClipBaseline:
 
     def predict_proba(self, Y1: np.ndarray, Y2: np.ndarray, *, top_k: int = 1000) -> sp.csr_matrix:
         Y1, Y2 = np.asarray(Y1, dtype=np.float32), np.asarray(Y2, dtype=np.float32)
-        return softmax_topk(self._embed(self.towers_, Y1, Y2), self.tau_, top_k)
+        return softmax_topk(*self._towers_out(self.towers_, Y1, Y2), self.tau_, top_k)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,16 +14,18 @@ import torch
 
 from .._utils import _check_finite, _device, _rng, logger
 from ._coreset import CORESETS
-from ._matching import MATCHINGS, match_block, row_softmax, sinkhorn_dense
+from ._matching import MATCHINGS, match_block
 from ._modules import CrossAttentionMatcher
 from ._persist import load_model, save_model
-from ._scoring import candidate_similarities, encode
-from ._train import LOSSES, TrainConfig, train
+from ._scoring import SEARCHES, candidate_similarities, encode
+from ._train import LOSS_METRIC, LOSSES, TrainConfig, train
 from ._wasserstein import distance_candidates
 
 ARCHITECTURE = ("n_tokens", "d_model", "d_embed", "n_heads", "n_layers", "dropout", "alpha")
 TEMPERATURE_GRID = np.geomspace(0.002, 1.0, 45)
 CALIBRATIONS = ("nll", "match_score")
+#: matchings with a calibrated temperature ("assignment" starts from the Sinkhorn plan)
+CALIBRATED = ("softmax", "sinkhorn")
 #: most held-out pairs used for early stopping and calibration (scored densely every epoch)
 MAX_VALIDATION = 1000
 
@@ -60,6 +63,10 @@ class MatchModel:
         the true partner, the challenge metric; sharper).
     n_candidates
         Candidates per cell kept from the ``i0 . c0`` search; the cross term re-ranks only these.
+    candidates
+        How candidates are searched: ``"exact"`` (every pair's ``i0 . c0``, in memory-bounded chunks) or
+        ``"pynndescent"`` (an approximate nearest-neighbour graph: sub-quadratic, a few true candidates may be
+        missed; see benchmarks/README.md for recall and speed). Cosine losses only.
     device
         ``"auto"`` (CUDA if available, else CPU), ``"cpu"`` or ``"cuda"``.
     progress_bar
@@ -114,6 +121,7 @@ class MatchModel:
         validation_fraction: float = 0.1,
         calibration: str = "nll",
         n_candidates: int = 100,
+        candidates: str = "exact",
         device: str = "auto",
         progress_bar: bool = True,
         hist_temperature: float = 0.1,
@@ -135,6 +143,13 @@ class MatchModel:
             raise ValueError(f"`hist_temperature` must be > 0, got {hist_temperature}.")
         if not 0 <= validation_fraction < 1:
             raise ValueError(f"`validation_fraction` must be in [0, 1), got {validation_fraction}.")
+        if candidates not in SEARCHES:
+            raise ValueError(f"Unknown candidates {candidates!r}; use one of {SEARCHES}.")
+        if candidates != "exact" and LOSS_METRIC[loss] != "cosine":
+            raise ValueError(
+                f"candidates={candidates!r} searches the i0 . c0 (cosine) space; loss={loss!r} learns a "
+                f"{LOSS_METRIC[loss]} space. Use candidates='exact' or a cosine loss ('infonce', 'triplet')."
+            )
         if batch_size < 2:
             raise ValueError(f"`batch_size` must be at least 2 (negatives come from the batch), got {batch_size}.")
         _check_numbers(
@@ -176,6 +191,7 @@ class MatchModel:
         self.validation_fraction = validation_fraction
         self.calibration = calibration
         self.n_candidates = n_candidates
+        self.candidates = candidates
         self.device = device
         self.progress_bar = progress_bar
         self.module_: CrossAttentionMatcher | None = None
@@ -192,6 +208,7 @@ class MatchModel:
             "validation_fraction": self.validation_fraction,
             "calibration": self.calibration,
             "n_candidates": self.n_candidates,
+            "candidates": self.candidates,
             "device": self.device,
             "progress_bar": self.progress_bar,
         }
@@ -270,7 +287,9 @@ class MatchModel:
         self.history_ = history.as_dict()
         self.feature_names_ = names
         calib = val_idx if n_val else train_idx
+        started = time.perf_counter()
         self.temperature_ = self._calibrate(X1[calib], X2[calib])
+        self.history_["calibration_seconds"] = time.perf_counter() - started
         logger.info("fitted: best epoch %d, temperatures %s", history.best_epoch, self.temperature_)
         return self
 
@@ -279,24 +298,22 @@ class MatchModel:
 
         ``calibration="nll"`` minimises the negative log-likelihood of the true partner (probabilities that mean
         what they say); ``"match_score"`` maximises the mean probability on the true partner (the challenge
-        metric; sharper, close to a hard assignment).
+        metric; sharper, close to a hard assignment). The held-out cells are matched the way a query is: on each
+        cell's ``n_candidates`` best candidates (all of them when there are fewer), with the same solvers. The
+        grid is searched coarse to fine (every 4th temperature, then the neighbours of the best), which finds
+        the grid's minimum whenever the objective is unimodal in the temperature.
         """
-        sim = self.similarity(X1, X2, n_candidates=X1.shape[0]).toarray()
-        truth = np.arange(sim.shape[0])
-        out = {}
-        for name in ("softmax", "sinkhorn"):
-            nll = []
-            for tau in TEMPERATURE_GRID:
-                if name == "softmax":
-                    P = row_softmax(sp.csr_matrix(sim), temperature=tau).toarray()
-                else:
-                    P = sinkhorn_dense(sim, temperature=tau)
-                if self.calibration == "nll":
-                    nll.append(-np.mean(np.log(np.clip(P[truth, truth], 1e-12, None))))
-                else:
-                    nll.append(-np.mean(P[truth, truth]))
-            out[name] = float(TEMPERATURE_GRID[int(np.argmin(nll))])
-        return out
+        sim = self.similarity(X1, X2, n_candidates=min(X1.shape[0], self.n_candidates))
+        n = sim.shape[0]
+
+        def objective(name: str, tau: float) -> float:
+            P = match_block(sim, matching=name, temperature=tau, top_k=n)
+            p_true = P.diagonal()
+            if self.calibration == "nll":
+                return float(-np.mean(np.log(np.clip(p_true, 1e-12, None))))
+            return float(-np.mean(p_true))
+
+        return {name: float(TEMPERATURE_GRID[_grid_argmin(lambda t, m=name: objective(m, t))]) for name in CALIBRATED}
 
     # ------------------------------------------------------------------ applying
     def _check_fitted(self) -> CrossAttentionMatcher:
@@ -354,7 +371,7 @@ class MatchModel:
         """Candidate similarities under the trained metric (``i0 . c0`` search, or nearest by W1/Euclidean)."""
         cfg = self.train_config
         if cfg.metric == "cosine":
-            return candidate_similarities(module, emb1, emb2, **kwargs)
+            return candidate_similarities(module, emb1, emb2, search=self.candidates, **kwargs)
         return distance_candidates(module, emb1, emb2, metric=cfg.metric, temperature=cfg.hist_temperature, **kwargs)
 
     def predict_proba(
@@ -464,6 +481,17 @@ class MatchModel:
         model.history_ = extra["history"]
         model.feature_names_ = tuple(extra["feature_names"])
         return model
+
+
+def _grid_argmin(objective, grid: np.ndarray = TEMPERATURE_GRID, step: int = 4) -> int:
+    """Index of the smallest ``objective(grid[i])``: every ``step``-th point, then the neighbours of the best."""
+    values: dict[int, float] = {}
+    for i in [*range(0, len(grid), step), len(grid) - 1]:
+        values.setdefault(i, objective(grid[i]))
+    best = min(values, key=lambda i: (values[i], i))
+    for i in range(max(0, best - step + 1), min(len(grid), best + step)):
+        values.setdefault(i, objective(grid[i]))
+    return min(values, key=lambda i: (values[i], i))
 
 
 def _check_numbers(*, counts: dict, counts_or_zero: dict, positive: dict, non_negative: dict) -> None:

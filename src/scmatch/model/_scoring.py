@@ -3,6 +3,10 @@
 The self-attention term ``i0 . c0`` is computed for all pairs, one chunk of rows at a time, keeping only each
 row's ``n_candidates`` best columns. The cross-attention term, which needs both cells' tokens, is then computed
 only for those candidates to re-rank them. Peak memory is O((N + M) * n_candidates + chunk_rows * M).
+
+``search="pynndescent"`` replaces the exhaustive ``i0 . c0`` search with pynndescent's approximate
+nearest-neighbour graph (the library scanpy's ``neighbors`` uses): O((N + M) * n_candidates) work instead of
+O(N * M), at the price of missing a few true candidates (see :func:`ann_candidates`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from ._modules import CrossAttentionMatcher
 
 #: entries of one chunk of the dense ``i0 . c0`` block (float32), ~64 MB
 CHUNK_ENTRIES = 16_000_000
+#: candidate searches: exhaustive (chunked) or approximate (pynndescent)
+SEARCHES = ("exact", "pynndescent")
 
 
 def iter_chunks(n: int, size: int) -> Iterator[slice]:
@@ -48,6 +54,31 @@ def encode(
     return emb, (torch.cat(tokens) if keep_tokens else None)
 
 
+def ann_candidates(
+    emb1: torch.Tensor, emb2: torch.Tensor, k: int, *, random_state: int = 0, epsilon: float = 0.2
+) -> torch.Tensor:
+    """Indices (n1 x k) of each row of ``emb1``'s approximate ``k`` nearest rows of ``emb2`` (pynndescent).
+
+    For unit-length embeddings the Euclidean order is the ``i0 . c0`` order, so the graph is built with the
+    Euclidean metric (pynndescent's fastest). ``epsilon`` widens the graph search (more recall, more time).
+    """
+    from pynndescent import NNDescent
+
+    index = NNDescent(
+        emb2.numpy(), metric="euclidean", n_neighbors=max(15, min(64, k)), random_state=random_state, n_jobs=1
+    )
+    idx, _ = index.query(emb1.numpy(), k=k, epsilon=epsilon)
+    return torch.as_tensor(idx.astype(np.int64))
+
+
+def _rerank(module, val, idx, tokens1, tokens2, device, rerank_chunk: int) -> None:
+    """Add ``alpha * i1 . c1`` to the candidate values in place."""
+    for part in iter_chunks(val.shape[0], max(1, rerank_chunk)):
+        t1 = tokens1[part].to(device)
+        t2 = tokens2[idx[part]].to(device)
+        val[part] += module.alpha * module.cross_similarity(t1, t2).cpu()
+
+
 @torch.no_grad()
 def candidate_similarities(
     module: CrossAttentionMatcher,
@@ -59,27 +90,33 @@ def candidate_similarities(
     n_candidates: int = 100,
     device: torch.device | None = None,
     rerank_chunk: int = 256,
+    search: str = "exact",
+    random_state: int = 0,
 ) -> sp.csr_matrix:
     """Sparse (n1 x n2) similarities on each row's best ``n_candidates`` columns.
 
-    Candidates are chosen by ``i0 . c0``; when the model's ``alpha`` is non-zero and tokens are given, the stored
-    value is the full similarity ``i0 . c0 + alpha * i1 . c1``.
+    Candidates are chosen by ``i0 . c0`` (exhaustively, or approximately with ``search="pynndescent"``); when
+    the model's ``alpha`` is non-zero and tokens are given, the stored value is the full similarity
+    ``i0 . c0 + alpha * i1 . c1``.
     """
     device = device or torch.device("cpu")
     n1, n2 = emb1.shape[0], emb2.shape[0]
     k = min(n_candidates, n2)
-    rows_per_chunk = max(1, CHUNK_ENTRIES // max(n2, 1))
-    emb2_dev = emb2.to(device)
-    idx = torch.empty(n1, k, dtype=torch.long)
-    val = torch.empty(n1, k, dtype=torch.float32)
-    for part in iter_chunks(n1, rows_per_chunk):
-        block = emb1[part].to(device) @ emb2_dev.T
-        top = torch.topk(block, k, dim=1, sorted=False)
-        idx[part], val[part] = top.indices.cpu(), top.values.cpu()
+    if search == "pynndescent" and k < n2:
+        idx = ann_candidates(emb1, emb2, k, random_state=random_state)
+        val = torch.empty(n1, k, dtype=torch.float32)
+        for part in iter_chunks(n1, 65536):
+            val[part] = (emb1[part, None, :] * emb2[idx[part]]).sum(-1)
+    else:
+        rows_per_chunk = max(1, CHUNK_ENTRIES // max(n2, 1))
+        emb2_dev = emb2.to(device)
+        idx = torch.empty(n1, k, dtype=torch.long)
+        val = torch.empty(n1, k, dtype=torch.float32)
+        for part in iter_chunks(n1, rows_per_chunk):
+            block = emb1[part].to(device) @ emb2_dev.T
+            top = torch.topk(block, k, dim=1, sorted=False)
+            idx[part], val[part] = top.indices.cpu(), top.values.cpu()
     if module.alpha and tokens1 is not None and tokens2 is not None:
-        for part in iter_chunks(n1, max(1, rerank_chunk)):
-            t1 = tokens1[part].to(device)
-            t2 = tokens2[idx[part]].to(device)
-            val[part] += module.alpha * module.cross_similarity(t1, t2).cpu()
+        _rerank(module, val, idx, tokens1, tokens2, device, rerank_chunk)
     indptr = np.arange(0, n1 * k + 1, k)
     return sp.csr_matrix((val.numpy().ravel(), idx.numpy().ravel(), indptr), shape=(n1, n2))

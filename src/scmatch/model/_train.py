@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,11 +61,17 @@ class TrainConfig:
 
 @dataclass
 class History:
-    """Per-epoch training record."""
+    """Per-epoch training record.
+
+    Mean training loss, validation score, and wall seconds of the training steps (with any coreset re-selection)
+    and of the validation scoring.
+    """
 
     epoch: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
     val_score: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    val_seconds: list[float] = field(default_factory=list)
     best_epoch: int = -1
 
     def as_dict(self) -> dict:
@@ -73,6 +80,8 @@ class History:
             "epoch": list(self.epoch),
             "train_loss": list(self.train_loss),
             "val_score": list(self.val_score),
+            "seconds": list(self.seconds),
+            "val_seconds": list(self.val_seconds),
             "best_epoch": int(self.best_epoch),
         }
 
@@ -144,6 +153,7 @@ def train(
     best_score, best_state, since_best = -np.inf, None, 0
     bar = tqdm(range(cfg.epochs), desc="training", unit="epoch", disable=not progress_bar, leave=False)
     for epoch in bar:
+        started = time.perf_counter()
         if cfg.coreset is not None and epoch % max(1, cfg.coreset_every) == 0:
             subset, subset_weight = _coreset(module, X1, X2, cfg, rng, device, sample_weight, first=epoch == 0)
             n = subset.shape[0]
@@ -175,9 +185,12 @@ def train(
             losses.append(loss.item())
         history.epoch.append(epoch)
         history.train_loss.append(float(np.mean(losses)))
+        history.seconds.append(time.perf_counter() - started)  # minibatch steps (and coreset selection)
         if validation is not None:
+            started = time.perf_counter()
             score = validation_score(module, *validation, device, cfg=cfg)
             history.val_score.append(score)
+            history.val_seconds.append(time.perf_counter() - started)
             bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}", val=f"{score:.3f}")
             # early stopping only counts once the warm-up is over
             if epoch >= cfg.warmup_epochs and score > best_score:

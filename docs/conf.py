@@ -1,0 +1,101 @@
+"""Sphinx configuration of the scmatch documentation.
+
+Build locally (warnings are errors, as in CI and on Read the Docs):
+
+    pip install -e ".[doc]"
+    python docs/run_tutorials.py          # optional: re-execute the notebooks (needs ../shared/data)
+    sphinx-build -W --keep-going -b html docs docs/_build/html
+
+The notebooks in ``tutorials/`` are shown with the outputs stored in them; they are never executed here.
+Cross-links to the documentation of numpy, anndata, scanpy ... (intersphinx) need the internet, so they are off
+unless ``SCMATCH_DOCS_INTERSPHINX=1`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import date
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))  # a source checkout builds without installing scmatch
+
+# -- project ---------------------------------------------------------------------------------------------------
+project = "scmatch"
+author = "scmatch developers"
+copyright = f"{date.today().year}, {author}"
+try:
+    release = version("scmatch")
+except PackageNotFoundError:  # pragma: no cover - docs built from a tree that was never installed
+    release = "0.0.0"
+version = release  # noqa: F811 - Sphinx reads the short version from `version`
+
+# -- extensions ------------------------------------------------------------------------------------------------
+extensions = [
+    "myst_nb",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.napoleon",
+    "sphinx_autodoc_typehints",  # after napoleon, so it sees the converted fields
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+]
+if os.environ.get("SCMATCH_DOCS_INTERSPHINX") == "1":  # needs the internet: off by default
+    extensions.append("sphinx.ext.intersphinx")
+    intersphinx_mapping = {
+        "python": ("https://docs.python.org/3", None),
+        "numpy": ("https://numpy.org/doc/stable/", None),
+        "scipy": ("https://docs.scipy.org/doc/scipy/", None),
+        "pandas": ("https://pandas.pydata.org/docs/", None),
+        "anndata": ("https://anndata.readthedocs.io/en/stable/", None),
+        "mudata": ("https://mudata.readthedocs.io/en/latest/", None),
+        "scanpy": ("https://scanpy.readthedocs.io/en/stable/", None),
+        "matplotlib": ("https://matplotlib.org/stable/", None),
+        "torch": ("https://docs.pytorch.org/docs/stable/", None),
+    }
+
+templates_path = ["_templates"]
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
+master_doc = "index"
+exclude_patterns = [
+    "_build",
+    "Thumbs.db",
+    ".DS_Store",
+    "**.ipynb_checkpoints",
+    "tutorials/*.py",
+    "tutorials/README.md",
+]
+
+# -- autodoc / autosummary / napoleon / typehints --------------------------------------------------------------
+autosummary_generate = True
+autosummary_imported_members = False
+autodoc_member_order = "bysource"
+autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": False}
+autodoc_typehints = "description"  # sphinx-autodoc-typehints writes the types next to the parameters
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+napoleon_use_param = True
+napoleon_use_rtype = True
+# scmatch writes "Returns" as prose (what is returned and every field written), not as "name : type" entries:
+# render it as a plain section so the prose is kept as written.
+napoleon_custom_sections = [("Returns", "returns_as_prose")]
+typehints_defaults = "comma"
+typehints_use_signature = False
+typehints_use_signature_return = False
+always_document_param_types = False
+typehints_document_rtype = True
+
+# -- MyST / notebooks ------------------------------------------------------------------------------------------
+myst_enable_extensions = ["colon_fence", "deflist", "dollarmath"]
+myst_heading_anchors = 3
+nb_execution_mode = "off"  # the tutorials are executed by docs/run_tutorials.py (CI) and stored with outputs
+nb_merge_streams = True
+
+# -- HTML ------------------------------------------------------------------------------------------------------
+html_theme = "sphinx_book_theme"
+html_title = "scmatch"
+html_static_path = ["_static"]
+html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
+html_show_sphinx = False
