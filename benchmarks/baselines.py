@@ -48,6 +48,7 @@ def softmax_topk(A: np.ndarray, B: np.ndarray, tau: float, top_k: int = 1000, ch
     A, B = _unit(A), _unit(B)
     n1, n2 = A.shape[0], B.shape[0]
     k = min(int(top_k), n2)
+    chunk = max(1, min(chunk, 8_000_000 // max(n2, 1)))  # at most ~64 MB per float64 block
     indices = np.empty((n1, k), dtype=np.int64)
     data = np.empty((n1, k), dtype=np.float64)
     for start in range(0, n1, chunk):

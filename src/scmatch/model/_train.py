@@ -15,7 +15,8 @@ from .._utils import _dense, logger
 from ._coreset import CORESETS, select_coreset_indices
 from ._losses import distance_contrastive, distance_triplet, info_nce, triplet_hardest
 from ._modules import CrossAttentionMatcher
-from ._wasserstein import metric_similarity
+from ._scoring import candidate_similarities, encode
+from ._wasserstein import distance_candidates, metric_similarity
 
 #: loss name -> metric of the joint space it trains (``-sim`` is the distance under a distance metric)
 LOSS_METRIC = {
@@ -28,6 +29,8 @@ LOSS_METRIC = {
     "econtrastive": "euclidean",
 }
 LOSSES = tuple(LOSS_METRIC)
+#: validation slices larger than this are ranked on each cell's best candidates only
+VAL_CANDIDATES = 100
 
 
 @dataclass
@@ -108,9 +111,17 @@ def _loss(sim: torch.Tensor, cfg: TrainConfig, *, warm: bool, weight: torch.Tens
 def validation_score(
     module: CrossAttentionMatcher, X1, X2, device: torch.device, chunk: int = 512, *, cfg: TrainConfig | None = None
 ) -> float:
-    """Mean reciprocal rank of the true partner among the validation cells (both directions)."""
+    """Mean reciprocal rank of the true partner among the validation cells (both directions).
+
+    Up to ``VAL_CANDIDATES`` cells every pair is scored. Above that, the held-out cells are scored the way a
+    query is matched, on each cell's ``VAL_CANDIDATES`` best candidates (then re-ranked by the cross term): a
+    partner outside its row's candidates counts as rank infinity, and a column ranks its partner among the rows
+    that proposed it. This keeps the per-epoch cost O(n * VAL_CANDIDATES) instead of O(n^2) cross terms.
+    """
     module.eval()
     n = X1.shape[0]
+    if n > VAL_CANDIDATES:
+        return _candidate_mrr(module, X1, X2, device, cfg or TrainConfig())
     sims = []
     x2 = _batch(X2, np.arange(n), device)
     for start in range(0, n, chunk):
@@ -121,6 +132,45 @@ def validation_score(
     rank_rows = (sim > positive[:, None]).sum(1) + 1
     rank_cols = (sim > positive[None, :]).sum(0) + 1
     return float(((1.0 / rank_rows).mean() + (1.0 / rank_cols).mean()) / 2)
+
+
+class _PairLoss(torch.nn.Module):
+    """The training loss as a module's ``forward``, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, module: CrossAttentionMatcher, cfg: TrainConfig) -> None:
+        super().__init__()
+        self.module, self.cfg = module, cfg
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor, warm: bool, weight: torch.Tensor | None) -> torch.Tensor:
+        return _loss(self.cfg.similarity(self.module, x1, x2), self.cfg, warm=warm, weight=weight)
+
+
+def _candidate_mrr(module: CrossAttentionMatcher, X1, X2, device: torch.device, cfg: TrainConfig) -> float:
+    """Mean reciprocal rank (both directions) on each row's best ``VAL_CANDIDATES`` candidates."""
+    n = X1.shape[0]
+    emb1, tok1 = encode(module, X1, modality=1, device=device, keep_tokens=bool(module.alpha))
+    emb2, tok2 = encode(module, X2, modality=2, device=device, keep_tokens=bool(module.alpha))
+    kw = {"tokens1": tok1, "tokens2": tok2, "n_candidates": VAL_CANDIDATES, "device": device}
+    if cfg.metric == "cosine":
+        S = candidate_similarities(module, emb1, emb2, **kw)
+    else:
+        S = distance_candidates(module, emb1, emb2, metric=cfg.metric, temperature=cfg.hist_temperature, **kw)
+    rows, cols, vals = np.repeat(np.arange(n), np.diff(S.indptr)), S.indices, S.data
+    partner = np.full(n, np.nan)
+    hit = rows == cols
+    partner[rows[hit]] = vals[hit]
+    found = ~np.isnan(partner)
+    rank_rows = 1 + np.bincount(rows[vals > partner[rows]], minlength=n)
+    rank_cols = 1 + np.bincount(cols[vals > partner[cols]], minlength=n)
+    return float((np.where(found, 1.0 / rank_rows, 0.0).mean() + np.where(found, 1.0 / rank_cols, 0.0).mean()) / 2)
+
+
+def _distributed() -> tuple[int, int]:
+    """``(rank, world_size)`` of an initialised torch.distributed process group, else ``(0, 1)``."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def train(
@@ -148,6 +198,22 @@ def train(
     batch_size = min(cfg.batch_size, n)
     if cfg.coreset is not None:
         batch_size = min(cfg.batch_size, max(2, round(cfg.coreset_fraction * n_all)))
+    rank, world = _distributed()
+    step_loss = _PairLoss(module, cfg)
+    if world > 1:
+        # data parallel: every process holds the same data and draws the same minibatch order; process r takes
+        # minibatches r, r + world, ...; DDP averages the gradients, so the weights stay identical everywhere
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [device.index] if device.type == "cuda" and device.index is not None else None
+        # with alpha = 0 the cross-attention weights get no gradient
+        step_loss = DistributedDataParallel(step_loss, device_ids=device_ids, find_unused_parameters=not module.alpha)
+        logger.info("data-parallel training: process %d of %d", rank, world)
+        if n // batch_size < world:
+            raise ValueError(
+                f"{n // batch_size} minibatches of {batch_size} pairs cannot be shared by {world} processes; "
+                "lower `batch_size` or use fewer processes."
+            )
     optimizer = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history = History()
     best_score, best_state, since_best = -np.inf, None, 0
@@ -161,7 +227,10 @@ def train(
         order = subset[rng.permutation(n)]
         position = {int(c): i for i, c in enumerate(subset)} if subset_weight is not sample_weight else None
         losses = []
-        for start in range(0, n - batch_size + 1, batch_size):
+        starts = range(0, n - batch_size + 1, batch_size)
+        if world > 1:  # the same number of steps in every process, or the gradient all-reduce would wait forever
+            starts = starts[rank : len(starts) - len(starts) % world : world]
+        for start in starts:
             idx = np.sort(order[start : start + batch_size])
             x1, x2 = _batch(X1, idx, device), _batch(X2, idx, device)
             if cfg.noise:
@@ -172,7 +241,7 @@ def train(
             else:
                 w = None if sample_weight is None else sample_weight[idx]
             weight = None if w is None else torch.as_tensor(w, dtype=torch.float32, device=device)
-            loss = _loss(cfg.similarity(module, x1, x2), cfg, warm=epoch < cfg.warmup_epochs, weight=weight)
+            loss = step_loss(x1, x2, epoch < cfg.warmup_epochs, weight)
             if not torch.isfinite(loss):
                 raise TrainingDivergedError(
                     f"Training diverged: the loss became {loss.item()} at epoch {epoch}. "

@@ -1,0 +1,122 @@
+"""The memory-bounded path (chunked candidate search, sparse support) against the exact dense computation."""
+
+import copy
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from scmatch.model import MatchModel, _scoring
+from scmatch.model._matching import sinkhorn_dense
+
+
+@pytest.fixture(scope="module")
+def fitted(toy_pairs):
+    x1, x2 = toy_pairs
+    settings = {"epochs": 15, "batch_size": 128, "progress_bar": False, "n_tokens": 4, "d_model": 32}
+    return MatchModel(**settings).fit(x1[:400], x2[:400], random_state=0)
+
+
+def _dense_similarity(model, x1, x2):
+    with torch.no_grad():
+        return model.module_.batch_similarity(torch.tensor(x1), torch.tensor(x2)).double().numpy()
+
+
+def test_chunking_does_not_change_the_result(fitted, toy_pairs, monkeypatch):
+    x1, x2 = toy_pairs[0][400:], toy_pairs[1][400:]
+    emb = [torch.as_tensor(fitted.transform(x, modality=m)) for m, x in ((1, x1), (2, x2))]
+    tokens = [
+        _scoring.encode(fitted.module_, x, modality=m, device=torch.device("cpu"), keep_tokens=True)[1]
+        for m, x in ((1, x1), (2, x2))
+    ]
+
+    def candidates(rerank_chunk):
+        return _scoring.candidate_similarities(
+            fitted.module_, *emb, tokens1=tokens[0], tokens2=tokens[1], n_candidates=10, rerank_chunk=rerank_chunk
+        )
+
+    whole, P_whole = candidates(256), fitted.predict_proba(x1, x2, top_k=10)
+    # 7 rows per candidate-search chunk and 3 rows per re-ranking chunk instead of all 100 at once
+    monkeypatch.setattr(_scoring, "CHUNK_ENTRIES", 7 * x2.shape[0])
+    chunked, P_chunked = candidates(3), fitted.predict_proba(x1, x2, top_k=10)
+    for S in (whole, chunked):
+        S.sort_indices()
+    assert np.array_equal(whole.indices, chunked.indices)  # the same candidates
+    np.testing.assert_allclose(chunked.data, whole.data, atol=1e-6)  # float32 sums in another blocking
+    np.testing.assert_allclose(P_chunked.toarray(), P_whole.toarray(), atol=1e-5)
+
+
+def test_full_support_equals_dense_sinkhorn(fitted, toy_pairs):
+    """With every column a candidate, the bounded path is the exact path: POT's dense Sinkhorn on all pairs."""
+    x1, x2 = toy_pairs[0][400:], toy_pairs[1][400:]
+    model = copy.copy(fitted)
+    model.n_candidates = x2.shape[0]
+    P = model.predict_proba(x1, x2, matching="sinkhorn", top_k=x2.shape[0]).toarray()
+    exact = sinkhorn_dense(_dense_similarity(model, x1, x2), temperature=model.temperature_["sinkhorn"])
+    np.testing.assert_allclose(P, exact, atol=1e-6)
+
+
+def test_top_k_softmax_equals_dense_softmax_truncated(fitted, toy_pairs):
+    """Softmax on the k best candidates = the dense row softmax restricted to its k largest entries, renormalised."""
+    x1, x2 = toy_pairs[0][400:], toy_pairs[1][400:]
+    k = 10
+    P = fitted.predict_proba(x1, x2, matching="softmax", top_k=k)
+    model = copy.copy(fitted)
+    model.n_candidates = k
+    S = _dense_similarity(model, x1, x2) / fitted.temperature_["softmax"]
+    top = np.argsort(-S, axis=1, kind="stable")[:, :k]
+    logits = np.take_along_axis(S, top, axis=1)
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    exact = sp.csr_matrix((probs.ravel(), top.ravel(), np.arange(0, 100 * k + 1, k)), shape=P.shape).toarray()
+    # fitted.n_candidates (100) >= k: the cross term re-ranks 100 candidates, then the best k are kept
+    np.testing.assert_allclose(P.toarray(), exact, atol=1e-5)  # float32 similarities, summed in another order
+
+
+def test_restricted_support_stays_close_to_the_exact_path(fitted, toy_pairs):
+    """20 candidates of 100 columns: Sinkhorn on the restricted support vs on all pairs (the stated tolerance)."""
+    x1, x2 = toy_pairs[0][400:], toy_pairs[1][400:]
+    model = copy.copy(fitted)
+    model.n_candidates = 20
+    P = model.predict_proba(x1, x2, matching="sinkhorn", top_k=20).toarray()
+    exact = sinkhorn_dense(_dense_similarity(model, x1, x2), temperature=model.temperature_["sinkhorn"])
+    truth = np.arange(100)
+    assert abs(P[truth, truth].mean() - exact[truth, truth].mean()) < 0.02
+    assert np.mean(P.argmax(1) == exact.argmax(1)) >= 0.9
+
+
+def test_approximate_candidates_match_the_exact_ones(fitted, toy_pairs):
+    """pynndescent candidates: recall of the exact top-20 and the resulting probabilities (stated tolerance)."""
+    x1, x2 = toy_pairs[0][400:], toy_pairs[1][400:]
+    exact, ann = copy.copy(fitted), copy.copy(fitted)
+    exact.n_candidates = ann.n_candidates = 20
+    ann.candidates = "pynndescent"
+    S_exact, S_ann = exact.similarity(x1, x2), ann.similarity(x1, x2)
+    recall = np.mean(
+        [
+            len(set(a) & set(b)) / 20
+            for a, b in zip(np.split(S_exact.indices, 100), np.split(S_ann.indices, 100), strict=True)
+        ]
+    )
+    assert recall >= 0.99
+    P_exact = exact.predict_proba(x1, x2, top_k=20).toarray()
+    P_ann = ann.predict_proba(x1, x2, top_k=20).toarray()
+    assert np.abs(P_exact - P_ann).sum(1).max() <= 0.05  # total variation per row
+    truth = np.arange(100)
+    assert abs(P_exact[truth, truth].mean() - P_ann[truth, truth].mean()) <= 0.005
+
+
+def test_candidate_validation_equals_all_pairs_when_every_cell_is_a_candidate(fitted, toy_pairs, monkeypatch):
+    from scmatch.model import _train
+
+    x1, x2 = toy_pairs[0][400:], toy_pairs[1][400:]
+    cpu = torch.device("cpu")
+    exact = _train.validation_score(fitted.module_, x1, x2, cpu)  # 100 cells: every pair scored
+    monkeypatch.setattr(_train, "VAL_CANDIDATES", 100)
+    bounded = _train._candidate_mrr(fitted.module_, x1, x2, cpu, _train.TrainConfig())
+    assert bounded == pytest.approx(exact, abs=1e-6)
+    # with 10 candidates a partner outside them counts as rank infinity: the score can only drop, a little
+    monkeypatch.setattr(_train, "VAL_CANDIDATES", 10)
+    few = _train.validation_score(fitted.module_, x1, x2, cpu)
+    assert exact - 0.05 < few <= exact + 1e-9
