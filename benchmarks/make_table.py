@@ -34,10 +34,52 @@ COLUMNS = {
         ("match_seconds", "match s", ".2f", None),
         ("peak_rss_mb", "peak RSS MB", ".0f", None),
         ("peak_rss_delta_mb", "Δ RSS MB", ".0f", None),
-    ]
+    ],
+    "scale": [
+        ("match_score", "match score", ".4f", "max"),
+        ("top1", "top-1", ".3f", "max"),
+        ("top10", "top-10", ".3f", "max"),
+        ("foscttm", "FOSCTTM ↓", ".3f", "min"),
+        ("seconds_per_epoch", "s / epoch", ".1f", None),
+        ("validation_seconds_per_epoch", "validation s / epoch", ".2f", None),
+        ("calibration_seconds", "calibration s", ".1f", None),
+        ("fit_seconds", "fit s", ".0f", None),
+        ("match_seconds", "match s", ".0f", None),
+        ("match_peak_rss_mb", "RSS while matching MB", ".0f", None),
+        ("match_rss_added_mb", "Δ RSS matching MB", ".0f", None),
+        ("peak_rss_mb", "process peak RSS MB", ".0f", None),
+        ("preprocess_seconds", "preprocess s", ".0f", None),
+    ],
+    "scale_challenge": [
+        ("match_score", "match score", ".4f", "max"),
+        ("top1", "top-1", ".3f", "max"),
+        ("top10", "top-10", ".3f", "max"),
+        ("foscttm", "FOSCTTM ↓", ".3f", "min"),
+        ("valid_format", "valid format", ".0f", None),
+        ("cli_match_seconds", "`scmatch match` s", ".0f", None),
+        ("cli_match_peak_rss_mb", "`scmatch match` peak RSS MB", ".0f", None),
+        ("evaluate_seconds", "`scmatch evaluate` s", ".0f", None),
+        ("input_files_mb", "input files MB", ".0f", None),
+        ("prediction_mb", "prediction MB", ".1f", None),
+    ],
+    "coreset": [
+        ("match_score", "match score", ".4f", "max"),
+        ("top1", "top-1", ".3f", "max"),
+        ("top10", "top-10", ".3f", "max"),
+        ("foscttm", "FOSCTTM ↓", ".3f", "min"),
+        ("celltype_mass", "cell-type mass", ".3f", "max"),
+        ("fit_seconds", "fit s", ".1f", None),
+        ("train_seconds", "training steps s", ".1f", None),
+        ("validation_seconds", "validation s", ".1f", None),
+        ("calibration_seconds", "calibration s", ".1f", None),
+        ("match_seconds", "match s", ".1f", None),
+        ("epochs_run", "epochs", ".0f", None),
+        ("coreset_fraction", "fraction", ".1f", None),
+    ],
 }
 SKIP = {"seed", "n_train", "n_test", "n_cores", "torch_threads", "max_nnz_per_row", "git_dirty"}
 DATASET_ORDER = ["cite", "multiome", "totalvi", "snareseq", "challenge_cite", "challenge_multiome", "simulated"]
+DATASET_ORDER += [f"simulated_{n}" for n in (1000, 10000, 50000, 100000)]
 METHOD_ORDER = ["random", "linear", "clip"]
 
 INTRO = """# Benchmarks

@@ -75,6 +75,10 @@ def run_one(cache: str, method: str, seed: int, out: str, settings: dict, comman
         "epochs_run": len(model.history_["epoch"]),
         "best_epoch": model.history_["best_epoch"],
         "seconds_per_epoch": (t1 - t0) / max(len(model.history_["epoch"]), 1),
+        # fit time split: minibatch steps (+ coreset selection), per-epoch validation, temperature calibration
+        "train_seconds": float(np.sum(model.history_.get("seconds", []))),
+        "validation_seconds": float(np.sum(model.history_.get("val_seconds", []))),
+        "calibration_seconds": float(model.history_.get("calibration_seconds", np.nan)),
         "coreset": None if coreset == "full" else coreset,
         "coreset_fraction": 1.0 if coreset == "full" else float(fraction),
         "settings": kw,

@@ -35,6 +35,7 @@ def _digest(model: scm.model.MatchModel) -> str:
 
 
 def main() -> None:
+    """Fit in every process, check the weights agree, save and score in the first."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n-cells", type=int, default=4000, help="simulated cells, two batches (reference, query)")
     p.add_argument("--epochs", type=int, default=10)
