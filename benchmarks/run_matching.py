@@ -62,6 +62,13 @@ METHODS: dict[str, dict] = {
         "predict": {"matching": "sinkhorn", "top_k": 1000},
     },
 }
+# the distance losses, like for like: Wasserstein-1 and Euclidean, triplet and InfoNCE/contrastive forms
+for _loss in ("winfonce", "wtriplet", "etriplet", "wcontrastive", "econtrastive"):
+    METHODS[f"scmatch_{_loss}"] = {
+        "cls": "scmatch.model:MatchModel",
+        "model": {"loss": _loss, "progress_bar": False},
+        "predict": {"matching": "sinkhorn", "top_k": 1000},
+    }
 
 
 def _status_mb(field: str) -> float | None:

@@ -178,6 +178,8 @@ def plot(out_dir: Path) -> Path:
             continue
         n = [r["n_test"] for r in rows]
         for ax, (key, title) in zip(axes, panels, strict=True):
+            if key == "seconds_per_epoch" and method == "scmatch_ann":
+                continue  # the same fitted model as scmatch
             pts = [(x, r[key]) for x, r in zip(n, rows, strict=True) if key in r]
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", label=method)
