@@ -152,3 +152,11 @@ def test_divergence_is_reported(toy_pairs):
     with pytest.raises(TrainingDivergedError, match="Training diverged"):
         model.fit(x1[:100] * 1e30, x2[:100], random_state=0)
     assert model.module_ is None
+
+
+def test_training_within_the_warm_up_keeps_the_last_epoch(toy_pairs):
+    x1, x2 = toy_pairs
+    model = _fit(x1[:200], x2[:200], epochs=3, warmup_epochs=10)
+    assert model.history_["best_epoch"] == 2  # no early-stopping candidate yet: the last weights are kept
+    assert len(model.history_["seconds"]) == len(model.history_["val_seconds"]) == 3
+    assert model.history_["calibration_seconds"] > 0

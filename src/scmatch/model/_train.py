@@ -276,6 +276,8 @@ def train(
     bar.close()
     if best_state is not None:
         module.load_state_dict(best_state)
+    elif history.epoch:  # no epoch after the warm-up (or no validation): the last weights are kept
+        history.best_epoch = history.epoch[-1]
     module.eval()
     return history
 
