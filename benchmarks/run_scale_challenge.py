@@ -25,6 +25,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE)]
 from _data import REPO  # noqa: E402
+from run_scale import _git  # noqa: E402
 
 RESULTS = HERE / "results" / "scale_challenge"
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -145,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
         "n_cores": os.cpu_count(),
         "command": "python benchmarks/run_scale_challenge.py " + " ".join(argv),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **_git(),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{record['dataset']}__scmatch_cli__seed{args.seed}.json"
