@@ -40,6 +40,7 @@ def main() -> None:
     p.add_argument("--n-cells", type=int, default=4000, help="simulated cells, two batches (reference, query)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--alpha", type=float, default=1.0, help="weight of the cross-attention term (0 switches it off)")
     p.add_argument("--output", default=None, help="folder to save the fitted model in (first process)")
     p.add_argument("--report", default=None, help="JSON file the first process writes its results to")
     args = p.parse_args()
@@ -64,7 +65,12 @@ def main() -> None:
     X1, X2 = mdata["rna"].obsm["X_pca"], mdata["atac"].obsm["X_lsi"]
 
     model = scm.model.MatchModel(
-        epochs=args.epochs, patience=args.epochs, batch_size=args.batch_size, device=device, progress_bar=rank == 0
+        epochs=args.epochs,
+        patience=args.epochs,
+        batch_size=args.batch_size,
+        alpha=args.alpha,
+        device=device,
+        progress_bar=rank == 0,
     )
     t0 = time.perf_counter()
     model.fit(X1[ref], X2[ref], random_state=0)

@@ -14,10 +14,11 @@ SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "distributed_trainin
 
 
 @pytest.mark.slow
-def test_two_process_ddp_run(tmp_path):
+@pytest.mark.parametrize("alpha", [1.0, 0.0])  # with alpha = 0 the cross-attention weights get no gradient
+def test_two_process_ddp_run(tmp_path, alpha):
     report, model_dir = tmp_path / "report.json", tmp_path / "model"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(SCRIPT)]
-    cmd += ["--n-cells", "1200", "--epochs", "4", "--batch-size", "64", "--report", str(report)]
+    cmd += ["--n-cells", "1200", "--epochs", "4", "--batch-size", "64", "--alpha", str(alpha), "--report", str(report)]
     cmd += ["--output", str(model_dir)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
