@@ -103,3 +103,62 @@ def test_match_model_trains_on_a_coreset():
         MatchModel(coreset="kmeans")
     with pytest.raises(ValueError, match="coreset_fraction"):
         MatchModel(coreset="craig", coreset_fraction=0)
+
+
+# (the all-triplet distance losses are left out: there a matched pair still gets a gradient as another anchor's
+# negative inside the margin, and W1 on one-hot embeddings saturates the histogram softmax)
+@pytest.mark.parametrize("loss", ["infonce", "triplet", "econtrastive"])
+def test_gradient_proxies_vanish_on_pairs_the_model_already_matches(loss):
+    import torch
+
+    from scmatch.model._train import TrainConfig, _gradient_proxies
+
+    # 9 pairs on orthonormal embeddings (9 pairs with a batch of 4 leaves a lone pair, merged into a batch);
+    # pairs 0 and 1 have swapped partners, the 7 others match exactly
+    emb1 = torch.eye(9)
+    emb2 = emb1[[1, 0, 2, 3, 4, 5, 6, 7, 8]]
+    cfg = TrainConfig(loss=loss, batch_size=4)
+    g = _gradient_proxies(emb1, emb2, cfg, rng=np.random.default_rng(0))
+    assert g.shape == (9, 18) and np.isfinite(g).all()
+    norms = np.linalg.norm(g, axis=1)
+    assert norms[:2].min() > 0.1
+    assert norms[2:].max() < 0.01 * norms[:2].min()
+
+
+def test_training_selection_weights_sum_to_n_and_multiply_user_weights():
+    import torch
+
+    from scmatch.model._modules import CrossAttentionMatcher
+    from scmatch.model._train import TrainConfig, _coreset
+
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.normal(size=(300, 6)).astype(np.float32), rng.normal(size=(300, 5)).astype(np.float32)
+    torch.manual_seed(0)
+    module = CrossAttentionMatcher(6, 5, n_tokens=2, d_model=8, d_embed=8, n_heads=2, n_layers=1, alpha=0.0)
+    cfg = TrainConfig(coreset="craig", coreset_fraction=0.2, batch_size=32)
+    idx, w = _coreset(module, x1, x2, cfg, np.random.default_rng(1), torch.device("cpu"), None, first=False)
+    assert len(idx) == 60 and w.sum() == pytest.approx(300)
+    user = np.linspace(0.5, 1.5, 300)
+    idx_u, w_u = _coreset(module, x1, x2, cfg, np.random.default_rng(1), torch.device("cpu"), user, first=False)
+    np.testing.assert_array_equal(idx_u, idx)
+    np.testing.assert_allclose(w_u, w * user[idx], rtol=1e-6)
+
+
+def test_craig_on_gradient_proxies_spends_its_budget_on_unmatched_pairs():
+    import torch
+    import torch.nn.functional as F
+
+    from scmatch.model._train import TrainConfig, _gradient_proxies
+
+    # 600 pairs: the first 400 have identical embeddings in both modalities (matched), the last 200 have
+    # unrelated partners; a random 20% subset would hold 1/3 unmatched pairs
+    g = torch.Generator().manual_seed(0)
+    emb1 = F.normalize(torch.randn(600, 32, generator=g), dim=1)
+    emb2 = emb1.clone()
+    emb2[400:] = F.normalize(torch.randn(200, 32, generator=g), dim=1)
+    feats = _gradient_proxies(emb1, emb2, TrainConfig(batch_size=128), rng=np.random.default_rng(0))
+    idx, w = select_coreset_indices(feats, fraction=0.2, method="craig", random_state=0)
+    share_unmatched = (idx >= 400).mean()
+    assert share_unmatched > 0.75
+    # the few matched representatives stand for many pairs each
+    assert w[idx < 400].mean() > 3 * w[idx >= 400].mean()

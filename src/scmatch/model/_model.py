@@ -78,10 +78,12 @@ class MatchModel:
         candidates are searched by W1, so training, calibration and matching use the same metric;
         ``"etriplet"``/``"econtrastive"`` do the same with the Euclidean distance.
     coreset
-        ``None`` (train on every reference pair), ``"craig"`` (greedy facility location on the joint-space
-        embeddings, weighted by the number of cells each selected pair represents, re-selected every
-        ``coreset_every`` epochs; see :mod:`scmatch.model._coreset`) or ``"random"`` (a random subset of the same
-        size, equal weights; the control).
+        ``None`` (train on every reference pair), ``"craig"`` or ``"random"``, re-selected every
+        ``coreset_every`` epochs. ``"craig"``: greedy facility location (see :mod:`scmatch.model._coreset`) on
+        each pair's gradient proxy, the gradient of the loss with respect to its own ``i0`` and ``c0`` (on the
+        standardised inputs for the first selection, before any training); each selected pair is weighted by the
+        number of pairs it represents. ``"random"``: a uniform random subset of the same size, equal weights;
+        the control. Measured speed and accuracy: benchmarks/README.md.
     coreset_fraction, coreset_every
         Share of the training pairs in the coreset, and epochs between re-selections.
 
@@ -127,7 +129,7 @@ class MatchModel:
         hist_temperature: float = 0.1,
         coreset: str | None = None,
         coreset_fraction: float = 0.3,
-        coreset_every: int = 10,
+        coreset_every: int = 5,
     ) -> None:
         if loss not in LOSSES:
             raise ValueError(f"Unknown loss {loss!r}; use one of {LOSSES}.")

@@ -16,7 +16,7 @@ from ._coreset import CORESETS, select_coreset_indices
 from ._losses import distance_contrastive, distance_triplet, info_nce, triplet_hardest
 from ._modules import CrossAttentionMatcher
 from ._scoring import candidate_similarities, encode
-from ._wasserstein import distance_candidates, metric_similarity
+from ._wasserstein import distance_candidates, metric_similarity, pairwise_distance
 
 #: loss name -> metric of the joint space it trains (``-sim`` is the distance under a distance metric)
 LOSS_METRIC = {
@@ -50,7 +50,7 @@ class TrainConfig:
     hist_temperature: float = 0.1
     coreset: str | None = None
     coreset_fraction: float = 0.3
-    coreset_every: int = 10
+    coreset_every: int = 5
 
     @property
     def metric(self) -> str:
@@ -282,28 +282,64 @@ def train(
     return history
 
 
-@torch.no_grad()
 def _coreset(module, X1, X2, cfg: TrainConfig, rng, device, sample_weight, *, first: bool):
     """(Re-)select the training subset and its weights (user ``sample_weight`` multiplies the coreset weights).
 
-    Selection space: the standardised inputs of both modalities side by side before training (``first``), the
-    current joint-space embeddings ``[i0, c0]`` afterwards.
+    Selection space (CRAIG): before training (``first``), the standardised inputs of both modalities side by side;
+    afterwards, each pair's gradient proxy (:func:`_gradient_proxies`), so that pairs whose gradients are alike
+    are represented by one of them and pairs the model already matches collapse onto a few representatives.
     """
     n = X1.shape[0]
-    parts = []
-    module.eval()
-    for start in range(0, n, 4096):
-        idx = np.arange(start, min(start + 4096, n))
-        x1, x2 = _batch(X1, idx, device), _batch(X2, idx, device)
+    if cfg.coreset == "random":
+        idx, weight = select_coreset_indices(
+            np.empty((n, 0)), fraction=cfg.coreset_fraction, method="random", random_state=rng
+        )
+    else:
+        z1, z2 = [], []
+        module.eval()
+        with torch.no_grad():
+            for start in range(0, n, 4096):
+                idx = np.arange(start, min(start + 4096, n))
+                x1, x2 = _batch(X1, idx, device), _batch(X2, idx, device)
+                if first:
+                    z1.append((x1 - module.shift1) / module.scale1)
+                    z2.append((x2 - module.shift2) / module.scale2)
+                else:
+                    z1.append(module.embed(module.tokens(x1, 1), 1))
+                    z2.append(module.embed(module.tokens(x2, 2), 2))
         if first:
-            z = [(x1 - module.shift1) / module.scale1, (x2 - module.shift2) / module.scale2]
+            feats = torch.cat([torch.cat(z1), torch.cat(z2)], dim=1).cpu().numpy()
         else:
-            z = [module.embed(module.tokens(x1, 1), 1), module.embed(module.tokens(x2, 2), 2)]
-        parts.append(torch.cat(z, dim=1).cpu().numpy())
-    idx, weight = select_coreset_indices(
-        np.concatenate(parts), fraction=cfg.coreset_fraction, method=cfg.coreset, random_state=rng
-    )
+            feats = _gradient_proxies(torch.cat(z1), torch.cat(z2), cfg, rng=rng)
+        idx, weight = select_coreset_indices(feats, fraction=cfg.coreset_fraction, method="craig", random_state=rng)
     if sample_weight is not None:
         weight = weight * sample_weight[idx]
     logger.info("coreset (%s): %d of %d cells", cfg.coreset, len(idx), n)
     return idx, weight.astype(np.float32)
+
+
+def _gradient_proxies(emb1: torch.Tensor, emb2: torch.Tensor, cfg: TrainConfig, *, rng) -> np.ndarray:
+    """Per-pair gradient of the training loss with respect to the pair's own joint-space embeddings ``(i0, c0)``.
+
+    CRAIG's last-layer proxy: the pairs are put in random minibatches of ``cfg.batch_size`` (the negatives they
+    meet in training), the loss is taken on the ``i0, c0`` part of the similarity only (no cross term), and row
+    ``i`` is ``[dL/di0_i, dL/dc0_i]`` times the batch size. A pair the model already matches with confidence has
+    a gradient near zero.
+    """
+    n = emb1.shape[0]
+    out = np.empty((n, emb1.shape[1] + emb2.shape[1]), dtype=np.float32)
+    order = rng.permutation(n)
+    batches = [order[i : i + cfg.batch_size] for i in range(0, n, cfg.batch_size)]
+    if len(batches) > 1 and len(batches[-1]) < 2:  # a lone pair has no negatives: give it a neighbour's batch
+        batches = [*batches[:-2], np.concatenate(batches[-2:])]
+    for idx in batches:
+        z1 = emb1[idx].detach().clone().requires_grad_(True)
+        z2 = emb2[idx].detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            if cfg.metric == "cosine":
+                sim = z1 @ z2.T
+            else:
+                sim = -pairwise_distance(z1, z2, metric=cfg.metric, temperature=cfg.hist_temperature)
+            g1, g2 = torch.autograd.grad(_loss(sim, cfg, warm=False, weight=None) * len(idx), [z1, z2])
+        out[idx] = torch.cat([g1, g2], dim=1).cpu().numpy()
+    return out
