@@ -162,3 +162,23 @@ def test_craig_on_gradient_proxies_spends_its_budget_on_unmatched_pairs():
     assert share_unmatched > 0.75
     # the few matched representatives stand for many pairs each
     assert w[idx < 400].mean() > 3 * w[idx >= 400].mean()
+
+
+@pytest.mark.parametrize(
+    ("coreset", "fraction", "message"), [(None, 1.0, "200 pairs"), ("craig", 0.1, "coreset of 20")]
+)
+def test_data_parallel_refuses_too_few_minibatches_before_training(monkeypatch, coreset, fraction, message):
+    import torch
+
+    from scmatch.model import _train
+    from scmatch.model._modules import CrossAttentionMatcher
+
+    # as if 4 processes shared the work: 200 pairs make 1 minibatch of 128, a 10% coreset 1 of 20
+    monkeypatch.setattr(_train, "_distributed", lambda: (0, 4))
+    module = CrossAttentionMatcher(5, 4, n_tokens=2, d_model=8, d_embed=8, n_heads=2, alpha=0.0)
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    x1, x2 = np.ones((200, 5), np.float32), np.ones((200, 4), np.float32)
+    cfg = _train.TrainConfig(coreset=coreset, coreset_fraction=fraction, epochs=1)
+    with pytest.raises(ValueError, match=f"{message}.*too few for 4 processes"):
+        _train.train(module, x1, x2, cfg=cfg, rng=np.random.default_rng(0), device=torch.device("cpu"))
+    assert all(torch.equal(v, module.state_dict()[k]) for k, v in before.items())

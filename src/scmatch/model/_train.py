@@ -199,6 +199,14 @@ def train(
     if cfg.coreset is not None:
         batch_size = min(cfg.batch_size, max(2, round(cfg.coreset_fraction * n_all)))
     rank, world = _distributed()
+    # pairs per epoch: the whole reference, or the coreset (its size does not change between re-selections)
+    n_epoch = max(1, round(cfg.coreset_fraction * n_all)) if cfg.coreset is not None else n_all
+    if world > 1 and n_epoch // batch_size < world:
+        what = f"a {cfg.coreset} coreset of {n_epoch} pairs" if cfg.coreset is not None else f"{n_epoch} pairs"
+        raise ValueError(
+            f"{what} give {n_epoch // batch_size} minibatches of {batch_size}, too few for {world} processes; "
+            "lower `batch_size`, raise `coreset_fraction`, or use fewer processes."
+        )
     step_loss = _PairLoss(module, cfg)
     if world > 1:
         # data parallel: every process holds the same data and draws the same minibatch order; process r takes
@@ -209,11 +217,6 @@ def train(
         # with alpha = 0 the cross-attention weights get no gradient
         step_loss = DistributedDataParallel(step_loss, device_ids=device_ids, find_unused_parameters=not module.alpha)
         logger.info("data-parallel training: process %d of %d", rank, world)
-        if n // batch_size < world:
-            raise ValueError(
-                f"{n // batch_size} minibatches of {batch_size} pairs cannot be shared by {world} processes; "
-                "lower `batch_size` or use fewer processes."
-            )
     optimizer = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history = History()
     best_score, best_state, since_best = -np.inf, None, 0
