@@ -62,3 +62,11 @@ def test_learn_metric_validates_before_writing():
     assert "X_metric" not in adata.obsm
     out = scm.tl.learn_metric(adata, labels_key="ct", epochs=1, copy=True)
     assert "X_metric" in out.obsm and "X_metric" not in adata.obsm
+
+
+@pytest.mark.parametrize("progress_bar", [True, False])
+def test_learn_metric_progress_bar(capsys, progress_bar):
+    adata = _adata(60)
+    scm.tl.learn_metric(adata, labels_key="ct", epochs=2, progress_bar=progress_bar)
+    err = capsys.readouterr().err
+    assert ("learn_metric" in err and "loss=" in err) is progress_bar

@@ -9,6 +9,7 @@ from anndata import AnnData
 from mudata import MuData
 from torch import nn
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
 from .._keys import Key
 from .._utils import _check_finite, _dense, _device, _get_matrix, _get_modality, _rng, logger
@@ -54,6 +55,7 @@ def learn_metric(
     lr: float = 1e-3,
     device: str = "auto",
     random_state: int | None = 0,
+    progress_bar: bool = True,
     key_added: str = "metric",
     copy: bool = False,
 ) -> AnnData | MuData | None:
@@ -98,6 +100,8 @@ def learn_metric(
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     random_state
         Seed of initialisation and minibatches.
+    progress_bar
+        Show a tqdm progress bar over the epochs, with the current loss.
     key_added
         Prefix of the written keys.
     copy
@@ -119,7 +123,7 @@ def learn_metric(
     >>> labels = rng.integers(0, 3, 300)
     >>> adata = ad.AnnData(obs=pd.DataFrame({"ct": labels.astype(str)}, index=[f"c{i}" for i in range(300)]))
     >>> adata.obsm["X_pca"] = rng.normal(size=(300, 10)) + labels[:, None]
-    >>> scm.tl.learn_metric(adata, labels_key="ct", epochs=3)
+    >>> scm.tl.learn_metric(adata, labels_key="ct", epochs=3, progress_bar=False)
     >>> adata.obsm["X_metric"].shape
     (300, 32)
     """
@@ -155,7 +159,8 @@ def learn_metric(
         enc = _Encoder(X.shape[1], d_embed, hidden, dropout).to(dev)
         opt = torch.optim.AdamW(enc.parameters(), lr=lr, weight_decay=1e-4)
         bs = min(batch_size, len(train_idx))
-        for _ in range(epochs):
+        bar = tqdm(range(epochs), desc="learn_metric", unit="epoch", disable=not progress_bar, leave=False)
+        for _ in bar:
             enc.train()
             order = rng.permutation(train_idx)
             losses = []
@@ -172,6 +177,8 @@ def learn_metric(
                 opt.step()
                 losses.append(value.item())
             history.append(float(np.mean(losses)))
+            bar.set_postfix(loss=f"{history[-1]:.4f}")
+        bar.close()
         enc.eval()
         with torch.no_grad():
             z = torch.cat([enc(Xs[s : s + 4096].to(dev)).cpu() for s in range(0, len(Xs), 4096)])
