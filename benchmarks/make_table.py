@@ -11,6 +11,7 @@ section with the markers is appended when they are missing.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -106,8 +107,10 @@ Regenerate the tables with `python benchmarks/make_table.py` after the runs list
 """
 
 
-def _order(value: str, order: list[str]) -> tuple[int, str]:
-    return (order.index(value) if value in order else len(order), value)
+def _order(value: str, order: list[str]) -> tuple[int, list]:
+    """Listed names first, in their order; then natural order (``full_e4`` before ``full_e12``)."""
+    natural = [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", value)]
+    return (order.index(value) if value in order else len(order), natural)
 
 
 def _columns(name: str, records: list[dict]) -> list[tuple[str, str, str, str | None]]:
