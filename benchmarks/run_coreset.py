@@ -1,6 +1,7 @@
 """Coreset training benchmark: full reference vs CRAIG vs random subsets, fit time and match score.
 
     python benchmarks/run_coreset.py --datasets simulated cite totalvi --fractions 0.1 0.3 0.5 --seeds 0 1 2
+    python benchmarks/run_coreset.py --plot     # score against fit time from the JSON records -> coreset.png
 
 Protocol of ../shared/BENCHMARKS.md (reference -> shuffled query, challenge metric), with
 ``MatchModel(coreset=..., coreset_fraction=...)``: ``full`` trains on every reference pair, ``craig_F`` on a
@@ -127,6 +128,57 @@ def _prepare(dataset: str, args) -> str:
     return str(cache)
 
 
+def _series(records: list[dict], dataset: str) -> dict[str, list[tuple]]:
+    """Per series (full data by epochs, craig, random): (fit s mean, fit s sd, score mean, score sd, tag)."""
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        if r["dataset"] == dataset:
+            groups.setdefault(r["method"], []).append(r)
+
+    def sd(v: list[float]) -> float:
+        return float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+
+    series: dict[str, list] = {}
+    for method, rows in groups.items():
+        if method.startswith("full"):
+            kind, tag = "full data", f"{rows[0]['settings'].get('epochs', 'default')} ep"
+        else:
+            kind, tag = method.partition("_")[0], method.partition("_")[2]
+        fit, score = [r["fit_seconds"] for r in rows], [r["match_score"] for r in rows]
+        series.setdefault(kind, []).append((float(np.mean(fit)), sd(fit), float(np.mean(score)), sd(score), tag))
+    return {k: sorted(v) for k, v in series.items()}
+
+
+def plot(out_dir: Path, datasets: list[str]) -> Path:
+    """Match score against fit time per dataset, with the target region (>= 95% of full, >= 2.5x faster)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [json.loads(p.read_text()) for p in sorted(out_dir.glob("*.json"))]
+    datasets = [d for d in datasets if any(r["dataset"] == d for r in records)]
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.8), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        full = [r for r in records if r["dataset"] == dataset and r["method"] == "full"]
+        for kind, pts in _series(records, dataset).items():
+            x, xe, y, ye, tags = zip(*pts, strict=True)
+            ax.errorbar(x, y, xerr=xe, yerr=ye, marker="o", capsize=2, label=kind)
+            for xi, yi, tag in zip(x, y, tags, strict=True):
+                ax.annotate(tag, (xi, yi), textcoords="offset points", xytext=(4, -10), fontsize=7)
+        if full:
+            score = np.mean([r["match_score"] for r in full])
+            fit = np.mean([r["fit_seconds"] for r in full])
+            ax.fill_between([0, fit / 2.5], 0.95 * score, ax.get_ylim()[1], color="green", alpha=0.1, label="target")
+        ax.set(title=dataset, xlabel="fit seconds (mean ± sd, 3 seeds)", ylabel="match score")
+        ax.set_xlim(left=0)
+    axes[0][0].legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    path = HERE / "coreset.png"
+    fig.savefig(path, dpi=110)
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--worker":
@@ -150,7 +202,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--cache-dir", type=Path, default=Path("/tmp/scmatch_bench_cache"))
+    p.add_argument("--plot", action="store_true", help="only draw coreset.png from the records in --out")
     args = p.parse_args(argv)
+    if args.plot:
+        print(plot(args.out, ["simulated", "totalvi", "cite"]))
+        return
     settings = {
         k: v
         for k, v in {
