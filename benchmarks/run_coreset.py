@@ -166,7 +166,16 @@ def plot(out_dir: Path, datasets: list[str]) -> Path:
     fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.8), squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
         full = [r for r in records if r["dataset"] == dataset and r["method"] == "full"]
-        for kind, pts in _series(records, dataset).items():
+        series = _series(records, dataset)
+        # rs2 takes random_F's minibatch steps, and its selection is free: drawn at random_F's measured time, so
+        # that rows from runs at different machine speeds are not compared on seconds
+        at_random = {p[4]: p[:2] for p in series.get("random", [])}
+        rs2 = SERIES["rs2"]
+        if rs2 in series:
+            series[f"{rs2} (at random's time)"] = [
+                (*at_random[p[4]], *p[2:]) for p in series.pop(rs2) if p[4] in at_random
+            ]
+        for kind, pts in series.items():
             x, xe, y, ye, tags = zip(*pts, strict=True)
             ax.errorbar(x, y, xerr=xe, yerr=ye, marker="o", capsize=2, label=kind)
             for xi, yi, tag in zip(x, y, tags, strict=True):

@@ -83,7 +83,9 @@ class MatchModel:
         each pair's gradient proxy, the gradient of the loss with respect to its own ``i0`` and ``c0`` (on the
         standardised inputs for the first selection, before any training); each selected pair is weighted by the
         number of pairs it represents. ``"random"``: a uniform random subset of the same size, equal weights;
-        the control. Measured speed and accuracy: benchmarks/README.md.
+        the control. Measured on a 20,000-pair simulated reference (benchmarks/README.md), neither beats
+        training on every pair for fewer ``epochs`` at the same fit time; if you want a subset anyway,
+        ``coreset="random", coreset_every=1`` (a fresh subset each epoch) scored best of the subset options.
     coreset_fraction, coreset_every
         Share of the training pairs in the coreset, and epochs between re-selections.
 
