@@ -9,10 +9,9 @@ facility-location coreset of a share F of the pairs (weighted, re-selected every
 ``random_F`` on a random subset of the same size, ``rs2_F`` on a random subset re-drawn every epoch
 (``coreset="random", coreset_every=1``: repeated random subsets, RS2, Okanovic et al. 2023), and ``full_eN``
 (``--full-epochs N``) on every reference pair for only N epochs: the cheaper way to train that a coreset has to
-beat on time. Every other setting is the
-MatchModel default unless given (``--epochs``, ``--alpha``, ``--loss``). The simulated reference has
-``--sim-cells / 2`` cells; its query is a seeded random subset of ``--query-cells`` cells of the other batch
-(matching cost is not what is measured here).
+beat on time. Every other setting is the MatchModel default unless given (``--epochs``, ``--alpha``,
+``--loss``). The simulated reference has ``--sim-cells / 2`` cells; its query is a seeded random subset of
+``--query-cells`` cells of the other batch (matching cost is not what is measured here).
 Each run is a fresh subprocess with one thread; ``--jobs`` runs go side by side (one core each).
 """
 
