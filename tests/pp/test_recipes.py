@@ -29,13 +29,22 @@ def test_cite_in_two_lines(cite_data):
     assert rna.var["highly_variable"].sum() == 500
     assert rna.obsm["X_pca"].shape == (600, 50)
     assert np.all(rna.varm["PCs"][~rna.var["highly_variable"].to_numpy()] == 0)
-    assert rna.uns["scmatch_recipe"] == {
+    record = dict(rna.uns["scmatch_recipe"])
+    fingerprint, state = record.pop("fingerprint"), record.pop("state")
+    assert record == {
         "recipe": "rna",
         "obsm_key": "X_pca",
         "params": {"n_top_genes": 500, "n_comps": 50, "layer": None, "random_state": 0},
         "n_top_genes_used": 500,
         "n_comps_used": 50,
     }
+    # the fitted state: the median total as normalisation target, HVG mask and PCA centre per gene
+    assert state["target_sum"] == np.median(np.asarray(counts["rna"].sum(axis=1)).ravel())
+    assert state["varm_columns"] == ["used", "mean"] and state["loadings_key"] == "PCs"
+    used, mean = rna.varm["scmatch_recipe"].T
+    np.testing.assert_array_equal(used.astype(bool), rna.var["highly_variable"].to_numpy())
+    np.testing.assert_allclose(mean[used > 0], rna.X[:, used > 0].mean(axis=0).A1, rtol=1e-5)
+    assert len(fingerprint) == 16 and int(fingerprint, 16) >= 0
     # adt: CLR per cell, full PCA (133 = min(600, 134) - 1 components, nearly all the variance)
     np.testing.assert_array_equal(adt.layers["counts"].toarray(), counts["adt"].toarray())
     np.testing.assert_allclose(adt.X.toarray(), sm.pp.clr(adt, layer="counts", copy=True).layers["counts"].toarray())

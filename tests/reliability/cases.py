@@ -35,11 +35,12 @@ import torch
 import scmatch as scm
 from scmatch._cli import main as cli_main
 from scmatch.model import MatchModel
+from scmatch.model._model import MIN_REFERENCE_PAIRS
 from scmatch.model._train import TrainingDivergedError
 
 from .snapshot import assert_unchanged, snapshot
 
-#: tiny model settings: fast to train, fewer reference cells (28) than the batch size (64)
+#: tiny model settings: fast to train, fewer reference cells (50) than the batch size (64)
 TINY = {
     "epochs": 2,
     "n_tokens": 2,
@@ -49,7 +50,8 @@ TINY = {
     "progress_bar": False,
     "device": "cpu",
 }
-N_CELLS, N_REF, D1, D2 = 40, 28, 8, 6
+#: 50 reference cells, the fewest MatchModel.fit accepts (MIN_REFERENCE_PAIRS: 10 held out, 40 to train on)
+N_CELLS, N_REF, D1, D2 = 62, 50, 8, 6
 PCS = [f"PC{i + 1}" for i in range(D1)]
 LSIS = [f"LSI{i + 1}" for i in range(D2)]
 
@@ -77,7 +79,7 @@ class Case:
 
 # ---------------------------------------------------------------------------------------------------- inputs
 def reps(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Integer-valued float32 representations of 40 paired cells sharing a 3-D latent state."""
+    """Integer-valued float32 representations of N_CELLS paired cells sharing a 3-D latent state."""
     rng = np.random.default_rng(seed)
     z = rng.normal(size=(N_CELLS, 3))
     x1 = np.round(4 * z @ rng.normal(size=(3, D1)))
@@ -127,7 +129,7 @@ def _counts(sparse: bool = True, value: float | None = None) -> ad.AnnData:
 
 @functools.cache
 def fitted_model() -> MatchModel:
-    """A tiny model fitted on the 28 reference pairs of :func:`toy_mudata` (with feature names). Do not modify."""
+    """A tiny model fitted on the 50 reference pairs of :func:`toy_mudata` (with feature names). Do not modify."""
     x1, x2 = reps()
     model = MatchModel(**TINY)
     return model.fit(x1[:N_REF], x2[:N_REF], feature_names1=PCS, feature_names2=LSIS, random_state=0)
@@ -353,7 +355,16 @@ CASES: list[Case] = [
         _md(names2=[f"a{i}" for i in range(N_CELLS)]),
         _tl(reference=None),
         ValueError,
-        r"No paired reference cells",
+        r"Too few paired reference cells: 0 \(cells present in both modalities under the same obs name",
+    ),
+    Case(
+        "tl-too-few-reference",
+        TL,
+        "49 paired reference cells, one fewer than training needs",
+        lambda t: {"mdata": _set_obs(toy_mudata(), "is_reference", np.arange(N_CELLS) < MIN_REFERENCE_PAIRS - 1)},
+        _tl(),
+        ValueError,
+        r"Too few paired reference cells: 49 .*training a model needs at least 50",
     ),
     Case(
         "tl-duplicate-obs-names",
@@ -433,7 +444,7 @@ CASES: list[Case] = [
         "tl-nan-query",
         TL,
         "NaN in a query cell's representation",
-        _with_nan_rep("rna", "X_pca", 35, np.nan),
+        _with_nan_rep("rna", "X_pca", 55, np.nan),
         _tl(),
         ValueError,
         r"mdata\['rna'\]\.obsm\['X_pca'\] contains NaN or infinite values",
@@ -463,7 +474,7 @@ CASES: list[Case] = [
         lambda t: {"mdata": _set_obsm(toy_mudata(), "rna", "X_pca", np.zeros((N_CELLS, 0), np.float32))},
         _tl(),
         ValueError,
-        r"`\.obsm\['X_pca'\]` is empty \(shape \(40, 0\)\): it has no features",
+        r"`\.obsm\['X_pca'\]` is empty \(shape \(62, 0\)\): it has no features",
     ),
     Case(
         "tl-diverging-training",
@@ -606,7 +617,7 @@ CASES: list[Case] = [
         _pairs,
         lambda o: o["model"].fit(o["x1"], o["x2"][:30]),
         ValueError,
-        r"Paired inputs need the same number of cells, got 40 \(mod1\) and 30 \(mod2\)",
+        r"Paired inputs need the same number of cells, got 62 \(mod1\) and 30 \(mod2\)",
     ),
     Case(
         "fit-one-cell",
@@ -615,7 +626,17 @@ CASES: list[Case] = [
         _pairs,
         lambda o: o["model"].fit(o["x1"][:1], o["x2"][:1]),
         ValueError,
-        r"At least 2 paired cells are needed",
+        r"Too few paired reference cells \(1\): fitting needs at least 50",
+    ),
+    Case(
+        "fit-too-few-pairs",
+        "MatchModel.fit",
+        "49 paired cells, one fewer than the minimum (10 to hold out, 40 to train on)",
+        _pairs,
+        lambda o: o["model"].fit(o["x1"][: MIN_REFERENCE_PAIRS - 1], o["x2"][: MIN_REFERENCE_PAIRS - 1]),
+        ValueError,
+        r"Too few paired reference cells \(49\): fitting needs at least 50 \(10 held out for early stopping and "
+        r"temperature calibration, 40 to train on\)",
     ),
     Case(
         "fit-nan",
@@ -633,7 +654,7 @@ CASES: list[Case] = [
         _pairs,
         lambda o: o["model"].fit(o["x1"][:, 0], o["x2"]),
         ValueError,
-        r"mod1 input must be 2-D \(cells x features\), got shape \(40,\)",
+        r"mod1 input must be 2-D \(cells x features\), got shape \(62,\)",
     ),
     Case(
         "fit-object-dtype",

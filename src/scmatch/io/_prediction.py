@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from scmatch._atomic import atomic_file
 from scmatch._utils import logger
 from scmatch.io._files import PathLike, _read_h5ad
 from scmatch.metrics._format import check_challenge_format
@@ -38,7 +39,9 @@ def write_prediction(
         ``n_test_mod1 x n_test_mod2`` match probabilities, rows and columns in the
         order of the ``test_mod1`` / ``test_mod2`` files; dense or sparse.
     path
-        The ``.h5ad`` file to write (its folder must exist); overwritten if present.
+        The ``.h5ad`` file to write (its folder must exist); replaced if present. The file is written under a
+        hidden temporary name in the same folder and renamed to ``path`` only once complete, so an
+        interrupted or failed write leaves a previous file at ``path`` as it was, and no temporary file.
     dataset_id
         The ``uns['dataset_id']`` of the challenge files, e.g.
         ``mdata.uns['match_modality']['dataset_id']`` after
@@ -85,7 +88,8 @@ def write_prediction(
         out.obs_names = pd.Index(np.asarray(obs_names, dtype=str))
     if var_names is not None:
         out.var_names = pd.Index(np.asarray(var_names, dtype=str))
-    out.write_h5ad(path, compression="gzip")
+    with atomic_file(path) as tmp:  # an interrupted write leaves a previous file at `path` as it was
+        out.write_h5ad(tmp, compression="gzip")
     logger.info("Wrote a %d x %d prediction (%d non-zeros) to %s.", X.shape[0], X.shape[1], X.nnz, path)
 
 

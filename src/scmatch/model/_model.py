@@ -17,6 +17,7 @@ from ._coreset import CORESETS
 from ._matching import MATCHINGS, match_block
 from ._modules import CrossAttentionMatcher
 from ._persist import load_model, save_model
+from ._preprocessing import read_states, states_from_adatas, writer
 from ._scoring import SEARCHES, candidate_similarities, encode
 from ._train import LOSS_METRIC, LOSSES, TrainConfig, train
 from ._wasserstein import distance_candidates
@@ -28,6 +29,13 @@ CALIBRATIONS = ("nll", "match_score")
 CALIBRATED = ("softmax", "sinkhorn")
 #: most held-out pairs used for early stopping and calibration (scored densely every epoch)
 MAX_VALIDATION = 1000
+#: fewest held-out pairs (with ``validation_fraction > 0``): early stopping and temperature calibration on fewer
+#: are noise, and calibrating on training pairs gives temperatures too sharp for new cells
+MIN_VALIDATION_PAIRS = 10
+#: fewest pairs left for training: the negatives of every pair come from its minibatch
+MIN_TRAINING_PAIRS = 40
+#: fewest paired reference cells ``fit`` accepts: a validation slice plus enough training pairs
+MIN_REFERENCE_PAIRS = MIN_VALIDATION_PAIRS + MIN_TRAINING_PAIRS
 
 
 class MatchModel:
@@ -56,7 +64,10 @@ class MatchModel:
         weight decay, warm-up epochs, early-stopping patience (epochs without a better validation score), and
         the standard deviation of Gaussian noise added to standardised inputs during training.
     validation_fraction
-        Share of the reference pairs held out for early stopping and temperature calibration (at most 1000).
+        Share of the reference pairs held out for early stopping and temperature calibration: at least 10 pairs,
+        at most 1000, and never so many that fewer than 40 are left for training. ``0`` holds out nothing:
+        training runs all ``epochs`` (no early stopping) and the temperatures are calibrated on the training
+        pairs, which makes them sharper than new cells warrant.
     calibration
         How the matching temperatures are chosen on the held-out pairs: ``"nll"`` (calibrated probabilities,
         minimum negative log-likelihood of the true partner) or ``"match_score"`` (maximum mean probability on
@@ -88,6 +99,12 @@ class MatchModel:
         ``coreset="random", coreset_every=1`` (a fresh subset each epoch) scored best of the subset options.
     coreset_fraction, coreset_every
         Share of the training pairs in the coreset, and epochs between re-selections.
+
+    Notes
+    -----
+    :meth:`fit` needs at least ``MIN_REFERENCE_PAIRS = 50`` paired reference cells, and refuses fewer before
+    training: at least 10 are held out for early stopping and temperature calibration, and at least 40 are left
+    to train on, so that every minibatch holds enough in-batch negatives.
 
     Examples
     --------
@@ -202,6 +219,10 @@ class MatchModel:
         self.temperature_: dict[str, float] = {}
         self.history_: dict = {}
         self.feature_names_: tuple[list[str] | None, list[str] | None] = (None, None)
+        #: per modality: the fingerprint of the scmatch.pp recipe fit behind the training representation (or None)
+        self.fingerprints_: tuple[str | None, str | None] = (None, None)
+        #: per modality: the reference's fitted recipe (:class:`scmatch.pp._project.RecipeState`), or None
+        self.preprocessing_: tuple = (None, None)
 
     # ------------------------------------------------------------------ settings
     def get_params(self) -> dict:
@@ -239,7 +260,7 @@ class MatchModel:
         ----------
         X1, X2
             Features of mod1 and mod2 (cells x features), dense or sparse; sparse inputs are densified one
-            minibatch at a time.
+            minibatch at a time. At least ``MIN_REFERENCE_PAIRS`` (50) pairs.
         sample_weight
             Optional non-negative weight per pair (e.g. coreset weights).
         feature_names1, feature_names2
@@ -250,8 +271,20 @@ class MatchModel:
         Returns
         -------
         The fitted model.
+
+        Raises
+        ------
+        ValueError
+            Fewer than ``MIN_REFERENCE_PAIRS`` pairs, or invalid inputs; nothing is trained then.
         """
         X1, X2 = _check_pair(X1, X2)
+        if X1.shape[0] < MIN_REFERENCE_PAIRS:
+            raise ValueError(
+                f"Too few paired reference cells ({X1.shape[0]}): fitting needs at least {MIN_REFERENCE_PAIRS} "
+                f"({MIN_VALIDATION_PAIRS} held out for early stopping and temperature calibration, "
+                f"{MIN_TRAINING_PAIRS} to train on). Add paired cells to the reference, or apply a model fitted on "
+                "a larger reference (MatchModel.load)."
+            )
         names = (_names(feature_names1, X1.shape[1]), _names(feature_names2, X2.shape[1]))  # checked before training
         if sample_weight is not None:
             sample_weight = np.asarray(sample_weight, dtype=np.float32)
@@ -260,11 +293,11 @@ class MatchModel:
         device = _device(self.device)
         rng = _rng(random_state)
         n = X1.shape[0]
-        # the validation slice is scored as a dense n_val x n_val block every epoch: cap it
-        n_val = min(round(self.validation_fraction * n), MAX_VALIDATION)
-        if 0 < n_val < 10 or n - n_val < 2:
-            logger.info("too few reference pairs (%d) for a validation slice; calibrating on the training pairs", n)
-            n_val = 0
+        n_val = 0
+        if self.validation_fraction > 0:  # else: no early stopping, calibration on the training pairs
+            # the validation slice is scored as a dense n_val x n_val block every epoch: cap it
+            n_val = max(MIN_VALIDATION_PAIRS, round(self.validation_fraction * n))
+            n_val = min(n_val, MAX_VALIDATION, n - MIN_TRAINING_PAIRS)
         order = rng.permutation(n)
         val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
         seed = int(rng.integers(2**31 - 1))
@@ -290,6 +323,7 @@ class MatchModel:
         self.module_ = module
         self.history_ = history.as_dict()
         self.feature_names_ = names
+        self.fingerprints_, self.preprocessing_ = (None, None), (None, None)  # arrays carry no preprocessing
         calib = val_idx if n_val else train_idx
         started = time.perf_counter()
         self.temperature_ = self._calibrate(X1[calib], X2[calib])
@@ -443,20 +477,48 @@ class MatchModel:
         return sp.csr_matrix((v, (r, c)), shape=(X1.shape[0], X2.shape[0]))
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str, *, overwrite: bool = False) -> None:
-        """Write ``config.json`` (settings, calibration, history, checksum) and ``model.pt`` (state_dict)."""
+    def save(self, path: str, *, overwrite: bool = False, preprocessing: Sequence | None = None) -> None:
+        """Save the model into folder ``path``, all at once: a failed or interrupted save leaves ``path`` as it was.
+
+        Files: ``config.json`` (settings, calibration, history, fingerprints and checksums of the other files),
+        ``model.pt`` (the ``state_dict``) and, when the model carries its reference's preprocessing,
+        ``preprocessing.json`` and ``preprocessing.npz`` (plain arrays, read back with ``allow_pickle=False``).
+        A loaded model with preprocessing can match a new experiment's raw counts:
+        ``scm.tl.match_modalities(query, model=loaded)``.
+
+        Parameters
+        ----------
+        path
+            The model folder: new, empty, or (with ``overwrite=True``) holding a saved model.
+        overwrite
+            Replace a model saved at ``path``.
+        preprocessing
+            The reference's preprocessing to bundle: a pair ``(mod1 AnnData, mod2 AnnData)`` processed by the
+            scmatch.pp recipes, e.g. ``(ref["rna"], ref["adt"])``; either may be None. Default: what the model
+            carries already (set by :func:`scmatch.tl.match_modalities` when it trains on recipe outputs).
+        """
         module = self._check_fitted()
+        n_features = (int(module.shift1.shape[0]), int(module.shift2.shape[0]))
+        states, fingerprints = self.preprocessing_, self.fingerprints_
+        if preprocessing is not None:
+            states = states_from_adatas(preprocessing, n_features=n_features, fingerprints=fingerprints)
+            fingerprints = tuple(
+                state.fingerprint if state is not None else known
+                for state, known in zip(states, fingerprints, strict=True)
+            )
         save_model(
             path,
             params=self.get_params(),
             state=module.state_dict(),
             extra={
-                "n_features": [int(module.shift1.shape[0]), int(module.shift2.shape[0])],
+                "n_features": list(n_features),
                 "temperature": self.temperature_,
                 "history": self.history_,
                 "feature_names": list(self.feature_names_),
+                "fingerprints": list(fingerprints),
             },
             overwrite=overwrite,
+            extra_files=writer(states),
         )
 
     @classmethod
@@ -484,6 +546,8 @@ class MatchModel:
         model.temperature_ = extra["temperature"]
         model.history_ = extra["history"]
         model.feature_names_ = tuple(extra["feature_names"])
+        model.fingerprints_ = tuple(extra.get("fingerprints") or (None, None))
+        model.preprocessing_ = read_states(path, extra.get("files_sha256") or {})
         return model
 
 
@@ -535,8 +599,6 @@ def _check_pair(X1, X2):
         raise ValueError(
             f"Paired inputs need the same number of cells, got {X1.shape[0]} (mod1) and {X2.shape[0]} (mod2)."
         )
-    if X1.shape[0] < 2:
-        raise ValueError("At least 2 paired cells are needed to learn a metric.")
     return X1, X2
 
 

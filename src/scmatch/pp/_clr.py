@@ -79,22 +79,7 @@ def clr(
     _check_finite(X, what=f"The matrix in {where}")
     _check_nonnegative(X, what=f"The matrix in {where}")
 
-    if sp.issparse(X):
-        # CSR for per-row scaling (axis=1), CSC for per-column scaling (axis=0); a copy in both cases.
-        Y = (
-            sp.csr_matrix(X, dtype=np.float64, copy=True)
-            if axis == 1
-            else sp.csc_matrix(X, dtype=np.float64, copy=True)
-        )
-        Y.eliminate_zeros()
-        geo = np.exp(np.asarray(Y.log1p().mean(axis=axis)).ravel())
-        Y.data /= np.repeat(geo, np.diff(Y.indptr))
-        np.log1p(Y.data, out=Y.data)
-        result = sp.csr_matrix(Y, dtype=np.float32)
-    else:
-        D = np.asarray(X, dtype=np.float64)
-        geo = np.exp(np.log1p(D).mean(axis=axis, keepdims=True))
-        result = np.log1p(D / geo).astype(np.float32)
+    result = _clr_values(X, axis=axis)
 
     returned, adata = _target(data, mod, copy)
     if layer is None:
@@ -103,3 +88,37 @@ def clr(
         adata.layers[layer] = result
     adata.uns["clr"] = {"params": {"axis": int(axis), "layer": layer}}
     return returned
+
+
+def _clr_values(X: np.ndarray | sp.spmatrix, *, axis: int, geo: np.ndarray | None = None) -> np.ndarray | sp.csr_matrix:
+    """CLR values of ``X`` (float32; CSR if ``X`` is sparse).
+
+    ``geo`` gives the geometric means to divide by (one per cell for ``axis=1``, one per protein for ``axis=0``);
+    ``None`` computes them from ``X``. The projection of new cells onto a reference passes the reference's
+    per-protein means for ``axis=0``.
+    """
+    if sp.issparse(X):
+        # CSR for per-row scaling (axis=1), CSC for per-column scaling (axis=0); a copy in both cases.
+        Y = (
+            sp.csr_matrix(X, dtype=np.float64, copy=True)
+            if axis == 1
+            else sp.csc_matrix(X, dtype=np.float64, copy=True)
+        )
+        Y.eliminate_zeros()
+        if geo is None:
+            geo = _geo_means(Y, axis=axis)
+        Y.data /= np.repeat(geo, np.diff(Y.indptr))
+        np.log1p(Y.data, out=Y.data)
+        return sp.csr_matrix(Y, dtype=np.float32)
+    D = np.asarray(X, dtype=np.float64)
+    if geo is None:
+        geo = _geo_means(D, axis=axis)
+    shape = (-1, 1) if axis == 1 else (1, -1)
+    return np.log1p(D / np.reshape(geo, shape)).astype(np.float32)
+
+
+def _geo_means(X: np.ndarray | sp.spmatrix, *, axis: int) -> np.ndarray:
+    """``exp(mean(log(1 + x)))`` along ``axis`` (float64, flat)."""
+    if sp.issparse(X):
+        return np.exp(np.asarray(X.log1p().mean(axis=axis), dtype=np.float64).ravel())
+    return np.exp(np.log1p(np.asarray(X, dtype=np.float64)).mean(axis=axis))

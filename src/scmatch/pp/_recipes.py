@@ -16,10 +16,12 @@ from mudata import MuData
 
 from .._keys import Key
 from .._utils import _check_counts, _check_finite, _get_matrix, _get_modality
-from ._clr import clr
+from ._clr import _geo_means, clr
 from ._lsi import lsi
+from ._map import map_onto_reference
 from ._peaks import select_peaks
-from ._tfidf import _check_no_empty_cells, tfidf
+from ._project import RecipeState
+from ._tfidf import _check_no_empty_cells, _idf, tfidf
 from ._utils import (
     _cap,
     _check_axis,
@@ -44,6 +46,7 @@ def _finish(
     counts: np.ndarray | sp.spmatrix,
     tmp: AnnData,
     recipe: dict[str, Any],
+    state: RecipeState,
     *,
     var: tuple[str, ...] = (),
     obsm: tuple[str, ...] = (),
@@ -64,6 +67,7 @@ def _finish(
     for key in uns:
         adata.uns[key] = tmp.uns[key]
     adata.uns["scmatch_recipe"] = recipe
+    state.write(adata)
     return returned
 
 
@@ -74,6 +78,7 @@ def recipe_rna(
     n_top_genes: int = 2000,
     n_comps: int = 50,
     layer: str | None = None,
+    reference: AnnData | MuData | Any | None = None,
     random_state: int | None = 0,
     copy: bool = False,
 ) -> AnnData | MuData | None:
@@ -96,6 +101,14 @@ def recipe_rna(
         Number of principal components.
     layer
         Read the raw counts from ``.layers[layer]`` instead of ``.X`` (e.g. ``'counts'`` to re-run the recipe).
+    reference
+        Project these cells into the space of a reference instead of fitting a new one: an AnnData (or a MuData whose
+        modality ``mod`` is one) that this recipe processed, or a fitted :class:`~scmatch.model.MatchModel` that carries
+        the reference's preprocessing. Nothing is refitted: the gene list, normalisation target, highly variable genes,
+        PCA centre and loadings come from the reference, and the fitting parameters above are ignored. Features are
+        aligned by name: reference features the query lacks count as zeros (their number is logged and recorded); at
+        least half of the reference features that enter the embedding must be present. See the reference-mapping
+        tutorial.
     random_state
         Seed of the PCA solver.
     copy
@@ -110,7 +123,13 @@ def recipe_rna(
     - ``.var``: ``highly_variable``, ``means``, ``dispersions``, ``dispersions_norm`` (scanpy);
     - ``.obsm['X_pca']``, ``.varm['PCs']``, ``.uns['pca']``, ``.uns['hvg']``, ``.uns['log1p']`` (scanpy);
     - ``.uns['scmatch_recipe']``: ``recipe='rna'``, ``obsm_key='X_pca'``, ``params`` (the arguments) and the
-      values used, ``n_top_genes_used`` and ``n_comps_used``.
+      values used, ``n_top_genes_used`` and ``n_comps_used``, the fitted ``state`` and its ``fingerprint``;
+    - ``.varm['scmatch_recipe']``: per-gene ``used`` (1 for HVGs) and ``mean`` (the PCA centre).
+
+    With ``reference=``: ``.layers['counts']``, ``.X`` (normalised to the reference's target), ``.var
+    ['highly_variable']`` (the reference's HVGs), ``.obsm['X_pca']`` (the projection), ``.varm['PCs']`` (the
+    reference's loadings, aligned by gene name) and ``.uns['scmatch_recipe']`` with the reference's
+    ``fingerprint`` and ``projected`` (counts of reference genes used, missing and ignored).
 
     Raises
     ------
@@ -127,6 +146,8 @@ def recipe_rna(
     (600, 50)
 
     """
+    if reference is not None:
+        return map_onto_reference(data, reference, recipe="rna", mod=mod, layer=layer, copy=copy)
     adata = _get_modality(data, mod)
     counts = _get_matrix(adata, layer=layer)
     _check_int(n_top_genes, name="n_top_genes")
@@ -140,7 +161,9 @@ def recipe_rna(
         raise ValueError(f"Only {n_expressed} genes have counts; recipe_rna needs at least 3. Check `layer=`.")
 
     tmp = _scratch(adata, counts)
-    sc.pp.normalize_total(tmp)
+    totals = _sums(counts, axis=1)
+    target_sum = float(np.median(totals[totals > 0]))  # scanpy's default, recorded to normalise new cells alike
+    sc.pp.normalize_total(tmp, target_sum=target_sum)
     sc.pp.log1p(tmp)
     why = f"{n_expressed} of the {adata.n_vars} genes have counts"
     n_top = _cap(n_top_genes, n_expressed, what="recipe_rna n_top_genes", why=why)
@@ -164,6 +187,15 @@ def recipe_rna(
         "n_top_genes_used": n_hvg,
         "n_comps_used": n_pcs,
     }
+    hvg = tmp.var["highly_variable"].to_numpy()
+    state = RecipeState(
+        recipe="rna",
+        obsm_key=recipe["obsm_key"],
+        features=adata.var_names,
+        scalars={"target_sum": target_sum},
+        vectors={"used": hvg, "mean": _column_means(tmp.X, hvg)},
+        loadings=tmp.varm["PCs"],
+    )
     return _finish(
         data,
         mod,
@@ -171,6 +203,7 @@ def recipe_rna(
         counts,
         tmp,
         recipe,
+        state,
         var=("highly_variable", "means", "dispersions", "dispersions_norm"),
         obsm=("X_pca",),
         varm=("PCs",),
@@ -188,6 +221,7 @@ def recipe_atac(
     n_top: int | None = None,
     drop_first: bool = True,
     layer: str | None = None,
+    reference: AnnData | MuData | Any | None = None,
     random_state: int | None = 0,
     copy: bool = False,
 ) -> AnnData | MuData | None:
@@ -212,6 +246,13 @@ def recipe_atac(
         Leave out the first, depth-related, LSI component.
     layer
         Read the raw counts from ``.layers[layer]`` instead of ``.X`` (e.g. ``'counts'`` to re-run the recipe).
+    reference
+        Project these cells into the space of a reference instead of fitting a new one: an AnnData (or a MuData whose
+        modality ``mod`` is one) that this recipe processed, or a fitted :class:`~scmatch.model.MatchModel` that carries
+        the reference's preprocessing. Nothing is refitted: the peak list, the IDF of every peak, the selected peaks and
+        the LSI loadings come from the reference, and the fitting parameters above are ignored. Features are aligned by
+        name: reference features the query lacks count as zeros (their number is logged and recorded); at least half of
+        the reference features that enter the embedding must be present. See the reference-mapping tutorial.
     random_state
         Seed of the SVD.
     copy
@@ -226,7 +267,12 @@ def recipe_atac(
     - ``.var['frac_cells']``, ``.var['highly_accessible']``, ``.uns['select_peaks']``;
     - ``.obsm['X_lsi']``, ``.varm['LSI']``, ``.uns['lsi']``, ``.uns['tfidf']``;
     - ``.uns['scmatch_recipe']``: ``recipe='atac'``, ``obsm_key='X_lsi'``, ``params``, ``n_peaks_used`` and
-      ``n_comps_used``.
+      ``n_comps_used``, the fitted ``state`` and its ``fingerprint``;
+    - ``.varm['scmatch_recipe']``: per-peak ``used`` (1 for selected peaks) and ``idf``.
+
+    With ``reference=``: ``.layers['counts']``, ``.X`` (TF-IDF with the reference's IDF), ``.var
+    ['highly_accessible']``, ``.obsm['X_lsi']``, ``.varm['LSI']`` (the reference's loadings, aligned by peak
+    name) and ``.uns['scmatch_recipe']`` with the reference's ``fingerprint`` and ``projected``.
 
     Raises
     ------
@@ -244,6 +290,8 @@ def recipe_atac(
     (500, 50)
 
     """
+    if reference is not None:
+        return map_onto_reference(data, reference, recipe="atac", mod=mod, layer=layer, copy=copy)
     adata = _get_modality(data, mod)
     counts = _get_matrix(adata, layer=layer)
     _check_int(n_comps, name="n_comps")
@@ -272,6 +320,14 @@ def recipe_atac(
         "n_peaks_used": int(tmp.var["highly_accessible"].sum()),
         "n_comps_used": int(tmp.obsm[Key.lsi()].shape[1]),
     }
+    state = RecipeState(
+        recipe="atac",
+        obsm_key=recipe["obsm_key"],
+        features=adata.var_names,
+        scalars={**tmp.uns["tfidf"]["params"], "drop_first": bool(drop_first)},
+        vectors={"used": tmp.var["highly_accessible"].to_numpy(), "idf": _idf(counts, log_idf=True)},
+        loadings=tmp.varm["LSI"],
+    )
     return _finish(
         data,
         mod,
@@ -279,6 +335,7 @@ def recipe_atac(
         counts,
         tmp,
         recipe,
+        state,
         var=("frac_cells", "highly_accessible"),
         obsm=(Key.lsi(),),
         varm=("LSI",),
@@ -293,6 +350,7 @@ def recipe_protein(
     n_comps: int | None = None,
     axis: Literal[0, 1] = 1,
     layer: str | None = None,
+    reference: AnnData | MuData | Any | None = None,
     random_state: int | None = 0,
     copy: bool = False,
 ) -> AnnData | MuData | None:
@@ -316,6 +374,13 @@ def recipe_protein(
         CLR direction, see :func:`scmatch.pp.clr` (``1``: per cell across proteins).
     layer
         Read the raw counts from ``.layers[layer]`` instead of ``.X`` (e.g. ``'counts'`` to re-run the recipe).
+    reference
+        Project these cells into the space of a reference instead of fitting a new one: an AnnData (or a MuData whose
+        modality ``mod`` is one) that this recipe processed, or a fitted :class:`~scmatch.model.MatchModel` that carries
+        the reference's preprocessing. Nothing is refitted: the protein list, CLR constants, PCA centre and loadings
+        come from the reference, and the fitting parameters above are ignored. Features are aligned by name: reference
+        features the query lacks count as zeros (their number is logged and recorded); at least half of the reference
+        features that enter the embedding must be present. See the reference-mapping tutorial.
     random_state
         Seed of the PCA solver.
     copy
@@ -328,7 +393,13 @@ def recipe_protein(
     - ``.layers['counts']``: the raw counts, unless that layer already exists;
     - ``.X``: CLR values (float32, sparse if the counts were);
     - ``.obsm['X_pca']``, ``.varm['PCs']``, ``.uns['pca']`` (scanpy), ``.uns['clr']``;
-    - ``.uns['scmatch_recipe']``: ``recipe='protein'``, ``obsm_key='X_pca'``, ``params`` and ``n_comps_used``.
+    - ``.uns['scmatch_recipe']``: ``recipe='protein'``, ``obsm_key='X_pca'``, ``params`` and ``n_comps_used``,
+      the fitted ``state`` and its ``fingerprint``;
+    - ``.varm['scmatch_recipe']``: per-protein ``used``, ``mean`` (the PCA centre) and ``geo`` (geometric means
+      for ``axis=0``, else ones).
+
+    With ``reference=``: ``.layers['counts']``, ``.X`` (CLR with the reference's constants), ``.obsm['X_pca']``,
+    ``.varm['PCs']`` and ``.uns['scmatch_recipe']`` with the reference's ``fingerprint`` and ``projected``.
 
     Raises
     ------
@@ -345,6 +416,8 @@ def recipe_protein(
     (600, 133)
 
     """
+    if reference is not None:
+        return map_onto_reference(data, reference, recipe="protein", mod=mod, layer=layer, copy=copy)
     adata = _get_modality(data, mod)
     counts = _get_matrix(adata, layer=layer)
     _check_int(n_comps, name="n_comps", allow_none=True)
@@ -372,4 +445,21 @@ def recipe_protein(
         },
         "n_comps_used": n_pcs,
     }
-    return _finish(data, mod, copy, counts, tmp, recipe, obsm=("X_pca",), varm=("PCs",), uns=("pca", "clr"))
+    every = np.ones(adata.n_vars, dtype=bool)
+    geo = _geo_means(counts, axis=0) if axis == 0 else np.ones(adata.n_vars)
+    state = RecipeState(
+        recipe="protein",
+        obsm_key=recipe["obsm_key"],
+        features=adata.var_names,
+        scalars={"axis": int(axis)},
+        vectors={"used": every, "mean": _column_means(tmp.X, every), "geo": geo},
+        loadings=tmp.varm["PCs"],
+    )
+    return _finish(data, mod, copy, counts, tmp, recipe, state, obsm=("X_pca",), varm=("PCs",), uns=("pca", "clr"))
+
+
+def _column_means(X: np.ndarray | sp.spmatrix, mask: np.ndarray) -> np.ndarray:
+    """Float64 mean of each column where ``mask`` is True (the PCA centre), zero elsewhere."""
+    means = np.zeros(X.shape[1])
+    means[mask] = _sums(X[:, np.flatnonzero(mask)], axis=0) / X.shape[0]
+    return means

@@ -109,34 +109,8 @@ def tfidf(
     _check_counts(counts, what=f"The matrix in {where}")
 
     cell_totals = _check_no_empty_cells(counts, adata, where=where)
-    peak_totals = _sums(counts, axis=0)
-    observed = peak_totals > 0
-    idf = np.zeros_like(peak_totals)
-    idf[observed] = adata.n_obs / peak_totals[observed]
-    if log_idf:
-        idf = np.log1p(idf)
-    if not observed.all():
-        logger.info("tfidf: %d peaks have no counts; their TF-IDF columns are zero.", int((~observed).sum()))
-
-    row_scale = scale_factor / cell_totals
-    if sp.issparse(counts):
-        tf = sp.csr_matrix(counts, dtype=np.float64, copy=True)  # never modifies counts
-        tf.data *= np.repeat(row_scale, np.diff(tf.indptr))
-        if log_tf:
-            np.log1p(tf.data, out=tf.data)
-        tf.data *= idf[tf.indices]
-        if log_tfidf:
-            np.log1p(tf.data, out=tf.data)
-        tf.eliminate_zeros()
-        result = sp.csr_matrix(tf, dtype=np.float32)
-    else:
-        tf = np.asarray(counts, dtype=np.float64) * row_scale[:, None]
-        if log_tf:
-            tf = np.log1p(tf)
-        tf = tf * idf[None, :]
-        if log_tfidf:
-            tf = np.log1p(tf)
-        result = tf.astype(np.float32)
+    idf = _idf(counts, log_idf=log_idf)
+    result = _tfidf_values(counts, cell_totals, idf, log_tf=log_tf, log_tfidf=log_tfidf, scale_factor=scale_factor)
 
     params = {
         "log_tf": bool(log_tf),
@@ -152,3 +126,49 @@ def tfidf(
         adata.layers[layer] = result
     adata.uns["tfidf"] = {"params": params}
     return returned
+
+
+def _idf(counts: np.ndarray | sp.spmatrix, *, log_idf: bool) -> np.ndarray:
+    """Inverse document frequency of every peak (float64; zero for peaks without counts)."""
+    peak_totals = _sums(counts, axis=0)
+    observed = peak_totals > 0
+    idf = np.zeros_like(peak_totals)
+    idf[observed] = counts.shape[0] / peak_totals[observed]
+    if log_idf:
+        idf = np.log1p(idf)
+    if not observed.all():
+        logger.info("tfidf: %d peaks have no counts; their TF-IDF columns are zero.", int((~observed).sum()))
+    return idf
+
+
+def _tfidf_values(
+    counts: np.ndarray | sp.spmatrix,
+    cell_totals: np.ndarray,
+    idf: np.ndarray,
+    *,
+    log_tf: bool,
+    log_tfidf: bool,
+    scale_factor: float,
+) -> np.ndarray | sp.csr_matrix:
+    """TF-IDF of ``counts`` given each cell's total and each peak's IDF (float32; CSR if ``counts`` is sparse).
+
+    Shared by :func:`tfidf` and the projection of new cells onto a reference (which brings its own ``idf``).
+    """
+    row_scale = scale_factor / cell_totals
+    if sp.issparse(counts):
+        tf = sp.csr_matrix(counts, dtype=np.float64, copy=True)  # never modifies counts
+        tf.data *= np.repeat(row_scale, np.diff(tf.indptr))
+        if log_tf:
+            np.log1p(tf.data, out=tf.data)
+        tf.data *= idf[tf.indices]
+        if log_tfidf:
+            np.log1p(tf.data, out=tf.data)
+        tf.eliminate_zeros()
+        return sp.csr_matrix(tf, dtype=np.float32)
+    tf = np.asarray(counts, dtype=np.float64) * row_scale[:, None]
+    if log_tf:
+        tf = np.log1p(tf)
+    tf = tf * idf[None, :]
+    if log_tfidf:
+        tf = np.log1p(tf)
+    return tf.astype(np.float32)

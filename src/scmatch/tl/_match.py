@@ -15,7 +15,9 @@ from .._keys import Key
 from .._utils import _check_finite, _get_matrix, logger
 from ..model import MatchModel
 from ..model._matching import MATCHINGS
-from ..model._model import _batch_groups
+from ..model._model import MIN_REFERENCE_PAIRS, _batch_groups
+from ..pp._project import recorded_fingerprint
+from ._spaces import PendingProjection, check_same_space, plan_projection, reference_state, write_pending
 
 #: the ``.obsm`` representation used for a modality when ``rep1``/``rep2`` is not given
 DEFAULT_REPS = {"rna": "X_pca", "atac": "X_lsi", "adt": "X_pca", "prot": "X_pca", "protein": "X_pca"}
@@ -36,6 +38,9 @@ class _Plan:
     n_ref: int
     batch1: np.ndarray | None
     batch2: np.ndarray | None
+    keys: tuple[str, str]
+    ref_adatas: tuple[AnnData, AnnData]
+    pending: list[PendingProjection]
 
 
 def match_modalities(
@@ -125,6 +130,13 @@ def match_modalities(
         model.fit(
             plan.ref1, plan.ref2, feature_names1=plan.names1, feature_names2=plan.names2, random_state=random_state
         )
+        # the model remembers the reference's preprocessing: its fingerprints, and the fitted recipes to save
+        found = [
+            reference_state(ad, key, mod=mod)
+            for ad, key, mod in zip(plan.ref_adatas, plan.keys, (mod1, mod2), strict=True)
+        ]
+        model.preprocessing_ = tuple(state for state, _ in found)
+        model.fingerprints_ = tuple(fingerprint for _, fingerprint in found)
     else:
         logger.info("using the fitted model as given; no training")
     qmask1, qmask2 = _query_masks(mdata, mod1, mod2, reference)
@@ -143,6 +155,7 @@ def match_modalities(
 
     # all checks and computations are done: only now write
     target = mdata.copy() if copy else mdata
+    write_pending(target, plan.pending)
     rows = target.obs_names.get_indexer(target[mod1].obs_names[qmask1])
     cols = target.obs_names.get_indexer(target[mod2].obs_names[qmask2])
     P = P_query.tocoo()
@@ -155,8 +168,8 @@ def match_modalities(
         "params": {
             "mod1": mod1,
             "mod2": mod2,
-            "rep1": rep1 or DEFAULT_REPS.get(mod1),
-            "rep2": rep2 or DEFAULT_REPS.get(mod2),
+            "rep1": plan.keys[0],
+            "rep2": plan.keys[1],
             "reference": reference if isinstance(reference, str) else ("MuData" if reference is not None else None),
             "batch_key": batch_key,
             "matching": matching,
@@ -166,6 +179,8 @@ def match_modalities(
         },
         "probabilities_key": Key.probabilities(key_added),
         "embedding_key": emb_key,
+        "fingerprints": {mod: fp for mod, fp in zip((mod1, mod2), model.fingerprints_, strict=True) if fp is not None},
+        "projected_by_model": [item.mod for item in plan.pending],
         "n_reference": plan.n_ref,
         "query": {"n_mod1": int(qmask1.sum()), "n_mod2": int(qmask2.sum())},
         "temperature": dict(model.temperature_),
@@ -271,13 +286,32 @@ def _check_mudata(data: MuData, mod1: str, mod2: str, what: str) -> None:
 
 def _plan(mdata, *, mod1, mod2, rep1, rep2, reference, batch_key, model) -> _Plan:
     _check_mudata(mdata, mod1, mod2, "mdata")
-    key1, key2 = rep1 or DEFAULT_REPS.get(mod1), rep2 or DEFAULT_REPS.get(mod2)
-    (X1, names1), (X2, names2) = (_checked_rep(mdata[m], k, f"mdata[{m!r}]") for m, k in ((mod1, key1), (mod2, key2)))
+    fitted = model.module_ is not None
+    states = model.preprocessing_ if fitted else (None, None)
+    keys = tuple(
+        rep or (state.obsm_key if state is not None else DEFAULT_REPS.get(mod))
+        for rep, state, mod in ((rep1, states[0], mod1), (rep2, states[1], mod2))
+    )
+    key1, key2 = keys
+    pending: list[PendingProjection] = []
+    inputs = []
+    for mod, key, state in ((mod1, key1, states[0]), (mod2, key2, states[1])):
+        if state is not None and key == state.obsm_key and key not in mdata[mod].obsm:
+            pending.append(plan_projection(mdata[mod], state, mod=mod))  # raw counts: the model preprocesses them
+            inputs.append((pending[-1].projection.embedding.astype(np.float32), None))
+        else:
+            inputs.append(_checked_rep(mdata[mod], key, f"mdata[{mod!r}]"))
+    (X1, names1), (X2, names2) = inputs
+    projected = {item.mod for item in pending}
     if isinstance(reference, MuData):
         _check_mudata(reference, mod1, mod2, "reference")
         ref_ad1, ref_ad2 = reference[mod1], reference[mod2]
         R1, ref_names1 = _checked_rep(ref_ad1, key1, f"reference[{mod1!r}]")
         R2, ref_names2 = _checked_rep(ref_ad2, key2, f"reference[{mod2!r}]")
+        for mod, key, ref_ad in ((mod1, key1, ref_ad1), (mod2, key2, ref_ad2)):
+            if mod not in projected:
+                expected = recorded_fingerprint(ref_ad, key)
+                check_same_space(mdata[mod], key, expected, mod=mod, against="the reference", source="reference")
         X1 = _align(X1, names1, ref_names1, R1.shape[1], f"mdata[{mod1!r}].obsm[{key1!r}]", "the reference")
         X2 = _align(X2, names2, ref_names2, R2.shape[1], f"mdata[{mod2!r}].obsm[{key2!r}]", "the reference")
         names1, names2 = ref_names1 if names1 is not None else None, ref_names2 if names2 is not None else None
@@ -291,10 +325,18 @@ def _plan(mdata, *, mod1, mod2, rep1, rep2, reference, batch_key, model) -> _Pla
             i1, i2 = i1[keep], i2[keep]
     else:
         raise TypeError(f"`reference` must be None, an .obs column name or a MuData, got {type(reference).__name__}.")
-    if len(i1) < 2:
+    if fitted:  # the query must live in the space the model was trained in
+        for mod, key, fingerprint in ((mod1, key1, model.fingerprints_[0]), (mod2, key2, model.fingerprints_[1])):
+            if mod not in projected:
+                check_same_space(
+                    mdata[mod], key, fingerprint, mod=mod, against="the model's training data", source="model"
+                )
+    elif len(i1) < MIN_REFERENCE_PAIRS:  # only training needs a reference
         raise ValueError(
-            "No paired reference cells: the reference needs cells present in both modalities under the same obs "
-            "name (at least 2). Pass `reference=` with a paired MuData, or rename paired cells to share names."
+            f"Too few paired reference cells: {len(i1)} (cells present in both modalities under the same obs name, "
+            f"marked True in the reference column if one is given); training a model needs at least "
+            f"{MIN_REFERENCE_PAIRS}. Pass `reference=` with a larger paired MuData, mark more paired cells as "
+            "reference, rename paired cells to share names, or pass a fitted `model=`."
         )
     q1, q2 = _query_masks(mdata, mod1, mod2, reference)
     if not q1.any() or not q2.any():
@@ -314,9 +356,9 @@ def _plan(mdata, *, mod1, mod2, rep1, rep2, reference, batch_key, model) -> _Pla
         b2 = pd.Series(mdata[mod2].obs[batch_key]).astype(str).to_numpy()[q2]
         _batch_groups(b1, b2, len(b1), len(b2))  # refuses batches present in one modality only, before training
     if model.module_ is not None:  # a fitted model: the query must have its features
-        fitted = model.module_.shift1.shape[0], model.module_.shift2.shape[0]
-        X1 = _align(X1, names1, model.feature_names_[0], fitted[0], f"mdata[{mod1!r}].obsm[{key1!r}]", "the model")
-        X2 = _align(X2, names2, model.feature_names_[1], fitted[1], f"mdata[{mod2!r}].obsm[{key2!r}]", "the model")
+        n_fitted = model.module_.shift1.shape[0], model.module_.shift2.shape[0]
+        X1 = _align(X1, names1, model.feature_names_[0], n_fitted[0], f"mdata[{mod1!r}].obsm[{key1!r}]", "the model")
+        X2 = _align(X2, names2, model.feature_names_[1], n_fitted[1], f"mdata[{mod2!r}].obsm[{key2!r}]", "the model")
         names1 = model.feature_names_[0] if names1 is not None else None
         names2 = model.feature_names_[1] if names2 is not None else None
     return _Plan(
@@ -331,4 +373,7 @@ def _plan(mdata, *, mod1, mod2, rep1, rep2, reference, batch_key, model) -> _Pla
         n_ref=len(i1),
         batch1=b1,
         batch2=b2,
+        keys=(key1, key2),
+        ref_adatas=(ref_ad1, ref_ad2),
+        pending=pending,
     )
