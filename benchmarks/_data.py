@@ -1,4 +1,9 @@
-"""Benchmark datasets: load, preprocess (reference + query jointly) and split, per ../shared/BENCHMARKS.md.
+"""Benchmark datasets: load, preprocess and split, per ../shared/BENCHMARKS.md.
+
+Two preprocessings: ``"joint"`` fits each modality's recipe (PCA/LSI) on reference + query cells together, as the
+2021 challenge allowed; ``"mapping"`` fits it on the reference cells alone and projects the query cells into that
+space with the recipe's ``reference=`` (nothing refitted on the query), as a user mapping new cells onto a trained
+reference would.
 
 A :class:`MatchingSplit` holds the reference pairs (``X1_train[i]`` pairs with ``X2_train[i]``) and the query in
 its *paired* order. :meth:`MatchingSplit.shuffled` hides the query pairing the way the challenge does: the mod2
@@ -92,26 +97,41 @@ class MatchingSplit:
         return cls(**kw)
 
 
-def _preprocess(adata, kind: str, *, n_comps: int, random_state: int) -> np.ndarray:
-    """Run the scmatch recipe of a modality on all its cells; return the embedding."""
+PREPROCESSINGS = ("joint", "mapping")
+
+
+def _preprocess(adata, kind: str, *, n_comps: int, random_state: int, reference=None) -> np.ndarray:
+    """Run the scmatch recipe of a modality on ``adata`` (or project it onto ``reference``); return the embedding.
+
+    Without ``reference`` the recipe is fitted on every cell of ``adata``; ``n_comps`` is capped by its size. With
+    ``reference`` (an AnnData this function processed), the cells are projected into the reference's space.
+    """
     import scmatch.pp
 
-    n_comps = int(min(n_comps, adata.n_obs - 1, adata.n_vars - 1))
-    if kind == "rna":
-        scmatch.pp.recipe_rna(adata, n_top_genes=min(2000, adata.n_vars), n_comps=n_comps, random_state=random_state)
-        key = "X_pca"
-    elif kind == "atac":
-        scmatch.pp.recipe_atac(adata, n_comps=n_comps, random_state=random_state)
-        key = "X_lsi"
-    elif kind == "protein":
-        scmatch.pp.recipe_protein(adata, n_comps=n_comps, random_state=random_state)
-        key = "X_pca"
-    elif kind == "features":  # already preprocessed (SNARE-seq): use as is
+    if kind == "features":  # already preprocessed (SNARE-seq): use as is
         X = adata.X
         return np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
-    else:
+    recipes = {"rna": scmatch.pp.recipe_rna, "atac": scmatch.pp.recipe_atac, "protein": scmatch.pp.recipe_protein}
+    if kind not in recipes:
         raise ValueError(f"unknown modality kind {kind!r}")
+    key = "X_lsi" if kind == "atac" else "X_pca"
+    if reference is not None:
+        recipes[kind](adata, reference=reference)
+        return np.asarray(adata.obsm[key], dtype=np.float32)
+    n_comps = int(min(n_comps, adata.n_obs - 1, adata.n_vars - 1))
+    kw = {"n_top_genes": min(2000, adata.n_vars)} if kind == "rna" else {}
+    recipes[kind](adata, n_comps=n_comps, random_state=random_state, **kw)
     return np.asarray(adata.obsm[key], dtype=np.float32)
+
+
+def _embed(adata, kind: str, is_train: np.ndarray, is_test: np.ndarray, preprocessing: str, **kw):
+    """Reference and query embeddings of one modality: fitted on all cells (joint) or on the reference (mapping)."""
+    if preprocessing == "joint":
+        X = _preprocess(adata, kind, **kw)
+        return X[is_train], X[is_test]
+    ref, qry = adata[is_train].copy(), adata[is_test].copy()
+    X_ref = _preprocess(ref, kind, **kw)
+    return X_ref, _preprocess(qry, kind, reference=ref, **kw)
 
 
 def _read(name: str, *, n_sim_cells: int):
@@ -127,27 +147,39 @@ def _read(name: str, *, n_sim_cells: int):
     return mudata.read_h5mu(path)
 
 
-def load_split(name: str, *, n_comps: int = 50, n_sim_cells: int = 6000, random_state: int = 0) -> MatchingSplit:
-    """Load dataset ``name``, preprocess reference and query jointly, and split them (query kept in paired order).
+def load_split(
+    name: str,
+    *,
+    n_comps: int = 50,
+    n_sim_cells: int = 6000,
+    random_state: int = 0,
+    preprocessing: str = "joint",
+) -> MatchingSplit:
+    """Load dataset ``name``, preprocess it and split it into reference and query (query kept in paired order).
 
-    ``n_sim_cells`` is the total number of simulated cells (two batches: reference and query).
+    ``preprocessing="joint"`` fits each modality's recipe on every cell of the file (reference + query);
+    ``"mapping"`` fits it on the reference cells alone (``n_comps`` capped by the reference's size) and projects the
+    query cells with ``reference=``. The split, the query order, its labels and truth are the same in both, so a seed
+    shuffles the query identically. For a dataset of ready-made features (SNARE-seq) nothing is fitted: the two
+    give the same arrays. ``n_sim_cells`` is the total number of simulated cells (two batches: reference and query).
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose from {sorted(DATASETS)}")
+    if preprocessing not in PREPROCESSINGS:
+        raise ValueError(f"unknown preprocessing {preprocessing!r}; choose from {PREPROCESSINGS}")
     _, mod1, mod2, kind2, train_batch, test_batch = DATASETS[name]
     mdata = _read(name, n_sim_cells=n_sim_cells)
     a1, a2 = mdata.mod[mod1], mdata.mod[mod2]
     if not np.array_equal(a1.obs_names, a2.obs_names):
         raise ValueError(f"{name}: {mod1} and {mod2} obs_names differ; the pairing is lost.")
     kind1 = "features" if kind2 == "features" else "rna"
-    X1 = _preprocess(a1, kind1, n_comps=n_comps, random_state=random_state)
-    X2 = _preprocess(a2, kind2, n_comps=n_comps, random_state=random_state)
 
     if name == "snareseq":  # no batches: a seeded random half is the reference
         labels = a1.obs["cell_line"].astype(str).to_numpy()
         order = np.random.default_rng(random_state).permutation(a1.n_obs)
         is_train = np.zeros(a1.n_obs, dtype=bool)
         is_train[order[: a1.n_obs // 2]] = True
+        is_test = ~is_train
     else:
         obs = mdata.obs if {"batch", "cell_type"} <= set(mdata.obs.columns) else a1.obs
         batch = obs["batch"].astype(str).to_numpy()
@@ -156,24 +188,31 @@ def load_split(name: str, *, n_comps: int = 50, n_sim_cells: int = 6000, random_
             batches = sorted(set(batch))
             train_batch, test_batch = batches[0], batches[1]
         is_train = batch == train_batch
-        is_test = batch == test_batch
+        is_test = batch == test_batch  # only the two batches of the protocol
         if not is_train.any() or not is_test.any():
             raise ValueError(f"{name}: batches {train_batch!r}/{test_batch!r} not found in {sorted(set(batch))}")
-        keep = is_train | is_test  # only the two batches of the protocol
-        X1, X2, labels, is_train = X1[keep], X2[keep], labels[keep], is_train[keep]
-    test = ~is_train
-    meta = {"mod1": mod1, "mod2": mod2, "features": [_FEATURES[kind1], _FEATURES[kind2]], "n_comps": n_comps}
+    kw = {"n_comps": n_comps, "random_state": random_state}
+    X1_train, X1_test = _embed(a1, kind1, is_train, is_test, preprocessing, **kw)
+    X2_train, X2_test = _embed(a2, kind2, is_train, is_test, preprocessing, **kw)
+    meta = {
+        "mod1": mod1,
+        "mod2": mod2,
+        "features": [_FEATURES[kind1], _FEATURES[kind2]],
+        "n_comps": n_comps,
+        "preprocessing": preprocessing,
+    }
     if name == "simulated":
         meta["n_sim_cells"] = n_sim_cells
+    n_test = int(is_test.sum())
     return MatchingSplit(
         name=name,
-        X1_train=X1[is_train],
-        X2_train=X2[is_train],
-        X1_test=X1[test],
-        X2_test=X2[test],
+        X1_train=X1_train,
+        X2_train=X2_train,
+        X1_test=X1_test,
+        X2_test=X2_test,
         labels_train=labels[is_train],
-        labels_rows=labels[test],
-        labels_cols=labels[test],
-        truth=np.arange(int(test.sum()), dtype=np.int64),
+        labels_rows=labels[is_test],
+        labels_cols=labels[is_test],
+        truth=np.arange(n_test, dtype=np.int64),
         meta=json.dumps(meta),
     )

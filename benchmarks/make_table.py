@@ -36,6 +36,15 @@ COLUMNS = {
         ("peak_rss_mb", "peak RSS MB", ".0f", None),
         ("peak_rss_delta_mb", "Δ RSS MB", ".0f", None),
     ],
+    "mapping": [
+        ("match_score", "match score", ".4f", "max"),
+        ("top1", "top-1", ".3f", "max"),
+        ("top10", "top-10", ".3f", "max"),
+        ("foscttm", "FOSCTTM ↓", ".3f", "min"),
+        ("celltype_mass", "cell-type mass", ".3f", "max"),
+        ("fit_seconds", "fit s", ".2f", None),
+        ("match_seconds", "match s", ".2f", None),
+    ],
     "scale": [
         ("match_score", "match score", ".4f", "max"),
         ("top1", "top-1", ".3f", "max"),
@@ -78,6 +87,8 @@ COLUMNS = {
         ("coreset_fraction", "fraction", ".1f", None),
     ],
 }
+# tables whose rows are method x a record field: the row shows "method/value" (e.g. scmatch/mapping)
+METHOD_SUFFIX = {"mapping": "preprocessing"}
 SKIP = {"seed", "n_train", "n_test", "n_cores", "torch_threads", "max_nnz_per_row", "git_dirty"}
 DATASET_ORDER = ["cite", "multiome", "totalvi", "snareseq", "challenge_cite", "challenge_multiome", "simulated"]
 DATASET_ORDER += [f"simulated_{n}" for n in (1000, 10000, 50000, 100000)]
@@ -89,12 +100,13 @@ Every number here follows one protocol (the project's `../shared/BENCHMARKS.md`,
 reference of paired cells (both modalities measured in each cell), then match a query whose mod2 cells are shuffled,
 outputting a sparse probability matrix in the NeurIPS 2021 challenge format (rows sum to 1, at most 1000 non-zeros
 per row). The query pairing is used only to score. PCA/LSI are fitted on reference + query features jointly, as in
-the challenge. Scores are mean ± sd over seeds 0, 1, 2 (the seed drives the method and the query shuffle); an sd
-of 0 means the method ranks deterministically (e.g. ridge: only its held-out temperature slice depends on the seed).
-Splits: BMMC CITE and Multiome starters, reference donor s1d1, query s1d2; totalVI spleen/lymph node, batch1 -> batch2;
-SNARE-seq cell mix, a seeded random half -> the other half; simulated multiome (`scmatch.datasets`), batch0 -> batch1.
-Baselines: `random` (uniform rows), `linear` (ridge mod1 -> mod2, cosine, softmax), `clip` (two-tower MLP with
-symmetric InfoNCE, softmax); temperatures are chosen on a held-out 20% of the reference. Code: `baselines.py`.
+the challenge (the Mapping table also fits them on the reference alone). Scores are mean ± sd over seeds 0, 1, 2
+(the seed drives the method and the query shuffle); an sd of 0 means the method ranks deterministically (e.g. ridge:
+only its held-out temperature slice depends on the seed). Splits: BMMC CITE and Multiome starters, reference donor
+s1d1, query s1d2; totalVI spleen/lymph node, batch1 -> batch2; SNARE-seq cell mix, a seeded random half -> the other
+half; simulated multiome (`scmatch.datasets`), batch0 -> batch1. Baselines: `random` (uniform rows), `linear` (ridge
+mod1 -> mod2, cosine, softmax), `clip` (two-tower MLP with symmetric InfoNCE, softmax); temperatures are chosen on a
+held-out 20% of the reference. Code: `baselines.py`.
 
 Metrics: match score = mean probability on the true partner (chance = 1/n_test); top-k = share of rows whose
 partner is among the k largest entries; FOSCTTM = fraction of candidates closer than the true partner (lower is
@@ -135,8 +147,10 @@ def table(name: str, records: list[dict]) -> str:
     """Markdown table, mean ± sd over seeds per dataset x method, best mean per dataset in bold."""
     cols = _columns(name, records)
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    suffix = METHOD_SUFFIX.get(name)
     for r in records:
-        groups[(r.get("dataset", "?"), r.get("method", "?"))].append(r)
+        method = r.get("method", "?") + (f"/{r.get(suffix, '?')}" if suffix else "")
+        groups[(r.get("dataset", "?"), method)].append(r)
     keys = sorted(groups, key=lambda k: (_order(k[0], DATASET_ORDER), _order(k[1], METHOD_ORDER)))
     rows: dict[tuple[str, str], list[tuple[float, str]]] = {}
     for key in keys:

@@ -3,16 +3,23 @@
     python benchmarks/run_matching.py --datasets cite multiome totalvi simulated \
         --methods random linear clip scmatch scmatch_alpha0 --seeds 0 1 2
 
-Each dataset is preprocessed once (reference + query jointly, scmatch.pp recipes); each run then goes to a fresh
-Python subprocess so that its memory is its own. In that process the libraries (numpy, scipy, torch, scmatch)
-are imported and the preprocessed arrays loaded first; then the method is fitted on the reference (``fit_seconds``)
-and matches the query (``match_seconds``), every method with the same number of threads (``--threads``, default 1:
-reproducible timings on a shared machine). Memory: just before fitting, the process's resident memory is
-recorded (``rss_before_fit_mb``: interpreter, libraries, data; the same floor for every method) and the kernel's
-peak counter is reset (Linux ``/proc/self/clear_refs``); ``peak_rss_mb`` is the peak resident memory (``VmHWM``)
-from there to the end of matching, and ``peak_rss_delta_mb = peak_rss_mb - rss_before_fit_mb`` is what fitting and
-matching added. Where the counter cannot be reset, ``ru_maxrss`` of the whole process is used instead
-(``peak_rss_source`` says which). ``--in-process`` runs everything in one process, for debugging only.
+Mapping benchmark: the same runs with each modality's recipe fitted on the reference alone and the query projected
+into its space (``reference=``), beside the joint preprocessing, into their own folder:
+
+    python benchmarks/run_matching.py --datasets cite multiome totalvi --methods scmatch linear \
+        --seeds 0 1 2 --preprocessing joint mapping --out benchmarks/results/mapping
+
+Each dataset is preprocessed once per preprocessing (``--preprocessing``, default ``joint``: PCA/LSI fitted on
+reference + query together; ``mapping``: fitted on the reference, query projected; see ``_data.load_split``). Each
+run then goes to a fresh Python subprocess so that its memory is its own. In that process the libraries (numpy,
+scipy, torch, scmatch) are imported and the preprocessed arrays loaded first; then the method is fitted on the
+reference (``fit_seconds``) and matches the query (``match_seconds``), every method with the same number of threads
+(``--threads``, default 1: reproducible timings on a shared machine). Memory: just before fitting, the process's
+resident memory is recorded (``rss_before_fit_mb``: interpreter, libraries, data; the same floor for every method)
+and the kernel's peak counter is reset (Linux ``/proc/self/clear_refs``); ``peak_rss_mb`` is the peak resident
+memory (``VmHWM``) from there to the end of matching, and ``peak_rss_delta_mb = peak_rss_mb - rss_before_fit_mb``
+is what fitting and matching added. Where the counter cannot be reset, ``ru_maxrss`` of the whole process is used
+instead (``peak_rss_source`` says which). ``--in-process`` runs everything in one process, for debugging only.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE)]
-from _data import DATASETS, REPO, MatchingSplit, load_split  # noqa: E402
+from _data import DATASETS, PREPROCESSINGS, REPO, MatchingSplit, load_split  # noqa: E402
 
 RESULTS = HERE / "results" / "matching"
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -136,6 +143,7 @@ def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command:
     spec = METHODS[method]
     cls = _method_class(spec["cls"])
     split = MatchingSplit.load(cache).shuffled(seed)
+    data = json.loads(split.meta)
     gc.collect()
     rss_before = _status_mb("VmRSS") or 0.0
     peak_source = _reset_peak()
@@ -153,6 +161,7 @@ def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command:
     record = {
         "dataset": dataset,
         "method": method,
+        "preprocessing": data.get("preprocessing", "joint"),
         "seed": seed,
         "n_train": split.n_train,
         "n_test": split.n_test,
@@ -168,7 +177,7 @@ def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command:
         "torch_threads": torch.get_num_threads(),
         "max_nnz_per_row": int(nnz.max()),
         "dims": [split.X1_train.shape[1], split.X2_train.shape[1]],
-        "data": json.loads(split.meta),
+        "data": data,
         "settings": {"class": spec["cls"], "model": spec["model"], "predict": spec["predict"]},
         "params": _params(model),
         "fitted": getattr(model, "info_", {}),
@@ -190,6 +199,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--sim-cells", type=int, default=6000, help="total simulated cells, two batches (ref, query)")
     p.add_argument("--n-comps", type=int, default=50, help="PCA/LSI components per modality")
+    p.add_argument(
+        "--preprocessing",
+        nargs="+",
+        choices=PREPROCESSINGS,
+        help="joint: PCA/LSI fitted on reference + query (the default); mapping: fitted on the reference, query "
+        "projected. Given, record names gain it: {dataset}__{method}__{preprocessing}__seed{seed}.json",
+    )
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--threads", type=int, default=1, help="CPU threads per run (torch and BLAS), same for all")
     p.add_argument("--in-process", action="store_true", help="no subprocess per run (memory numbers not per run)")
@@ -204,26 +220,32 @@ def main(argv: list[str] | None = None) -> None:
     command = "python benchmarks/run_matching.py " + " ".join(argv)
     failed = []
     with tempfile.TemporaryDirectory() as tmp:
-        for dataset in args.datasets:
+        for dataset, prep in [(d, p) for d in args.datasets for p in args.preprocessing or ["joint"]]:
+            if prep == "mapping" and DATASETS[dataset][3] == "features":
+                print(f"{dataset}: ready-made features, nothing fitted: mapping = joint; skipped", flush=True)
+                continue
             t0 = time.perf_counter()
-            split = load_split(dataset, n_comps=args.n_comps, n_sim_cells=args.sim_cells)
-            cache = str(Path(tmp) / f"{dataset}.npz")
+            split = load_split(dataset, n_comps=args.n_comps, n_sim_cells=args.sim_cells, preprocessing=prep)
+            cache = str(Path(tmp) / f"{dataset}__{prep}.npz")
             split.save(cache)
             print(
-                f"{dataset}: train {split.n_train}, query {split.n_test}, dims {split.X1_train.shape[1]}"
+                f"{dataset} ({prep}): train {split.n_train}, query {split.n_test}, dims {split.X1_train.shape[1]}"
                 f" -> {split.X2_train.shape[1]} (preprocessed in {time.perf_counter() - t0:.1f}s)",
                 flush=True,
             )
             if dataset == "simulated" and min(split.n_train, split.n_test) < 2500:
                 print("  note: a simulated batch has fewer than 2500 cells; raise --sim-cells", flush=True)
+            # the default matching records keep their names; with --preprocessing given, the name carries it
+            tag = f"__{prep}" if args.preprocessing else ""
             for method in args.methods:
                 for seed in args.seeds:
-                    out = args.out / f"{dataset}__{method}__seed{seed}.json"
+                    out = args.out / f"{dataset}__{method}{tag}__seed{seed}.json"
                     job = (cache, dataset, method, seed, str(out), command, args.threads)
                     rec = run_one(*job) if args.in_process else _run_subprocess(*job)
                     if rec is None:
                         failed.append(out.stem)
-                    print(f"  {method:>14} seed {seed}: " + (_summary(rec) if rec else "FAILED"), flush=True)
+                    label = f"{method}/{prep}" if args.preprocessing else method
+                    print(f"  {label:>16} seed {seed}: " + (_summary(rec) if rec else "FAILED"), flush=True)
     if failed:
         sys.exit(f"{len(failed)} runs failed: {', '.join(failed)}")
 

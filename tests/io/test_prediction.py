@@ -98,3 +98,38 @@ def test_challenge_accepts_prediction_and_scores_it(challenge_dir, tmp_path):
     assert pred.shape == sol.shape
     assert np.isclose(pred.X.sum(axis=1), 1, atol=1e-10).all()
     assert match_score(pred.X, truth_from_solution(sol.X)) == pytest.approx(0.5)
+
+
+def _half_write(self, filename, *args, **kwargs):
+    """AnnData.write_h5ad that dies part-way: a truncated file, then an interruption."""
+    with open(filename, "wb") as handle:
+        handle.write(b"\x89HDF\r\n\x1a\n truncated")
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("existing", [True, False])
+def test_interrupted_write_keeps_the_previous_file(tmp_path, monkeypatch, existing):
+    target = tmp_path / "pred.h5ad"
+    old = _top_k_rows(20, 20, 5, seed=1)
+    if existing:
+        write_prediction(old, target, dataset_id="ds", method_id="old")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    monkeypatch.setattr(ad.AnnData, "write_h5ad", _half_write)
+    with pytest.raises(KeyboardInterrupt):
+        write_prediction(_top_k_rows(20, 20, 5, seed=2), target, dataset_id="ds", method_id="new")
+    monkeypatch.undo()
+    # the same files, byte for byte (none at all when there was no previous file): no temporary file is left
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    if existing:
+        pred = read_prediction(target)
+        assert (pred.X != old).nnz == 0 and pred.uns["method_id"] == "old"
+
+
+def test_overwrite_replaces_the_file(tmp_path):
+    target = tmp_path / "pred.h5ad"
+    write_prediction(_top_k_rows(20, 20, 5, seed=1), target, dataset_id="ds", method_id="old")
+    new = _top_k_rows(20, 20, 5, seed=2)
+    write_prediction(new, target, dataset_id="ds", method_id="new")
+    assert [p.name for p in tmp_path.iterdir()] == ["pred.h5ad"]
+    pred = read_prediction(target)
+    assert (pred.X != new).nnz == 0 and pred.uns["method_id"] == "new"

@@ -1,19 +1,23 @@
-"""Training that is interrupted or diverges leaves the user's MuData (and the model) untouched."""
+"""Training that is interrupted or diverges leaves the user's MuData (and the model) untouched; a save or a
+prediction write that is interrupted leaves the previous model or file as it was."""
 
 from __future__ import annotations
 
+import anndata as ad
+import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 import scmatch as scm
-from scmatch.model import MatchModel
+from scmatch.model import MatchModel, _persist
 from scmatch.model._modules import CrossAttentionMatcher
 from scmatch.model._train import TrainingDivergedError
 
-from .cases import N_REF, TINY, toy_mudata
+from .cases import LSIS, N_REF, PCS, TINY, fitted_model, reps, saved_model, toy_mudata
 from .snapshot import assert_unchanged, snapshot
 
-SMALL_BATCHES = {**TINY, "batch_size": 8}  # 28 reference pairs: 3 batches per epoch
+SMALL_BATCHES = {**TINY, "batch_size": 8}  # 50 reference pairs, 40 trained on: 5 batches per epoch
 
 
 def _failing_second_batch(monkeypatch, outcome):
@@ -70,3 +74,53 @@ def test_infinite_loss_through_the_model_api(monkeypatch):
         model.fit(x, x)
     assert_unchanged(x, before)
     assert model.module_ is None
+
+
+def _half_then_interrupt(obj, target, *args, **kwargs):
+    """A writer (torch.save, AnnData.write_h5ad) that dies part-way: half a file, then Ctrl-C."""
+    target = kwargs.get("filename", target) if isinstance(obj, ad.AnnData) else target
+    with open(target, "wb") as handle:
+        handle.write(b"half a file")
+    raise KeyboardInterrupt
+
+
+def _interrupt_call(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    ("where", "replacement"),
+    [("torch.save", _half_then_interrupt), ("json.dumps", _interrupt_call)],
+    ids=["while-writing-model.pt", "between-model.pt-and-config.json"],
+)
+def test_keyboard_interrupt_mid_save_keeps_the_saved_model(tmp_path, monkeypatch, where, replacement):
+    folder = saved_model(tmp_path)  # the shared fitted model, saved
+    before = snapshot(tmp_path)
+    x1, x2 = reps()
+    other = MatchModel(**TINY).fit(x1[:N_REF], x2[:N_REF], feature_names1=PCS, feature_names2=LSIS, random_state=1)
+    expected = fitted_model().predict_proba(x1[N_REF:], x2[N_REF:])
+    assert (other.predict_proba(x1[N_REF:], x2[N_REF:]) != expected).nnz > 0  # a finished save would change them
+    module, name = where.split(".")
+    monkeypatch.setattr(getattr(_persist, module), name, replacement)
+    with pytest.raises(KeyboardInterrupt):
+        other.save(folder, overwrite=True)
+    monkeypatch.undo()
+    assert_unchanged(tmp_path, before)
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary folder left beside it
+    loaded = MatchModel.load(folder, device="cpu")
+    assert (loaded.predict_proba(x1[N_REF:], x2[N_REF:]) != expected).nnz == 0
+
+
+def test_keyboard_interrupt_mid_prediction_write_keeps_the_file(tmp_path, monkeypatch):
+    target = tmp_path / "prediction.h5ad"
+    old = sp.csr_matrix(np.eye(4))
+    scm.io.write_prediction(old, target, dataset_id="toy", method_id="old")
+    before = snapshot(tmp_path)
+    monkeypatch.setattr(ad.AnnData, "write_h5ad", _half_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        scm.io.write_prediction(np.full((4, 4), 0.25), target, dataset_id="toy", method_id="new")
+    monkeypatch.undo()
+    assert_unchanged(tmp_path, before)
+    assert [p.name for p in tmp_path.iterdir()] == ["prediction.h5ad"]
+    pred = scm.io.read_prediction(target)
+    assert (pred.X != old).nnz == 0 and pred.uns["method_id"] == "old"

@@ -21,6 +21,7 @@ from hypothesis.extra import numpy as hnp
 from scmatch.metrics import evaluate
 from scmatch.model import MatchModel
 from scmatch.model._matching import MATCHINGS, match_block
+from scmatch.model._model import MIN_REFERENCE_PAIRS
 
 from .cases import TINY, fitted_model
 
@@ -88,7 +89,7 @@ def test_predict_proba_gives_distributions(n1, n2, seed, matching, top_k, batche
 
 
 @settings(max_examples=5, deadline=None, database=None)
-@given(seed=st.integers(0, 2**31 - 2), n=st.integers(4, 24))
+@given(seed=st.integers(0, 2**31 - 2), n=st.integers(MIN_REFERENCE_PAIRS, MIN_REFERENCE_PAIRS + 20))
 def test_same_seed_same_probabilities(seed, n):
     """Training is bit-reproducible under a seed. The calibration (a deterministic grid search, about a second per
     fit) is replaced by fixed temperatures here; it is exercised end to end in test_valid_edges.py."""

@@ -9,6 +9,7 @@ import torch
 
 import scmatch as scm
 from scmatch.model import MatchModel
+from scmatch.model._model import MIN_VALIDATION_PAIRS
 from scmatch.model._modules import CrossAttentionMatcher
 
 from .cases import LSIS, N_CELLS, N_REF, PCS, TINY, counts_adata, fitted_model, reps, toy_mudata
@@ -27,8 +28,8 @@ def _match(mdata, **kwargs):
 
 
 def test_fewer_cells_than_batch_size_same_seed_and_integer_input(monkeypatch):
-    """28 reference pairs with batch_size=64: the batch shrinks to 28. The same seed on integer-typed input gives
-    exactly the probabilities of the float model."""
+    """50 reference pairs with batch_size=64: 10 are held out and the batch shrinks to the other 40. The same seed on
+    integer-typed input gives exactly the probabilities of the float model."""
     model = fitted_model()
     assert TINY["batch_size"] > N_REF
     assert len(model.history_["train_loss"]) == TINY["epochs"]
@@ -46,7 +47,8 @@ def test_fewer_cells_than_batch_size_same_seed_and_integer_input(monkeypatch):
     again = MatchModel(**TINY).fit(
         x1[:N_REF].astype(np.int64), x2[:N_REF].astype(np.int32), feature_names1=PCS, feature_names2=LSIS
     )
-    assert sizes[: TINY["epochs"]] == [N_REF] * TINY["epochs"]
+    n_val = MIN_VALIDATION_PAIRS
+    assert sizes[: 2 * TINY["epochs"]] == [N_REF - n_val, n_val] * TINY["epochs"]  # one training batch, then validation
     a = model.predict_proba(x1[N_REF:], x2[N_REF:])
     b = again.predict_proba(x1[N_REF:].astype(np.int64), x2[N_REF:].astype(np.int16))
     assert (a != b).nnz == 0

@@ -12,11 +12,10 @@ import mudata as md
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from tests.reliability.snapshot import assert_unchanged, snapshot
 
 import scmatch as scm
 from scmatch.model import MatchModel
-
-from tests.reliability.snapshot import assert_unchanged, snapshot
 
 FAST = {"epochs": 4, "n_tokens": 2, "d_model": 16, "d_embed": 16, "progress_bar": False, "device": "cpu"}
 
@@ -70,7 +69,8 @@ def test_separately_preprocessed_query_is_refused(cite, trained):
     with pytest.raises(ValueError, match=r"different fit.*than the model's training data.*reference=model\)"):
         scm.tl.match_modalities(query, mod1="rna", mod2="adt", model=model)
     fresh = MatchModel(**FAST)
-    with pytest.raises(ValueError, match=r"different fit.*than the reference.*recipe_rna\(mdata, mod='rna', reference="):
+    expected = r"different fit.*than the reference.*recipe_rna\(mdata, mod='rna', reference=reference\)"
+    with pytest.raises(ValueError, match=expected):
         scm.tl.match_modalities(query, mod1="rna", mod2="adt", reference=reference, model=fresh)
     assert fresh.module_ is None  # refused before training
     assert_unchanged(query, before)
