@@ -88,13 +88,23 @@ def match_modalities(
         Non-zeros kept per row.
     model
         A :class:`~scmatch.model.MatchModel` to use: unfitted (its settings are used for training) or fitted
-        (applied as is, no training). Default: ``MatchModel()``.
+        (applied as is, no training, and no reference needed). Default: ``MatchModel()``. A model trained here on
+        representations written by the :mod:`scmatch.pp` recipes remembers their fingerprints and fitted state
+        (``model.preprocessing_``), which :meth:`~scmatch.model.MatchModel.save` bundles. A fitted model with
+        preprocessing matches raw counts: a modality without ``.obsm[rep]`` is projected from its counts
+        (``.layers['counts']`` if present, else ``.X``) as ``recipe_*(mdata, reference=model)`` would.
     random_state
         Seed of training.
     key_added
         Prefix of the written keys.
     copy
         Return a modified copy instead of writing into ``mdata``.
+
+    Before anything is trained or written, the representations are checked to live in one space: when both the
+    query's ``.obsm[rep]`` and the reference's (or the fitted model's training data) come from a scmatch.pp recipe,
+    their fingerprints must agree. A query preprocessed on its own is refused with the fix
+    (``recipe_*(mdata, reference=...)``); a representation without a fingerprint (your own) is used with a logged
+    note.
 
     Returns
     -------
@@ -107,8 +117,11 @@ def match_modalities(
     - ``mdata[mod1].obsm[f"X_{key_added}"]`` and ``mdata[mod2].obsm[f"X_{key_added}"]``: unit-length
       embeddings of every cell in the joint space (``i0`` and ``c0``).
     - ``mdata.uns[key_added]``: ``params``, ``probabilities_key``, ``embedding_key``, ``query`` (counts of
-      matched cells), ``n_reference``, ``temperature`` and ``history`` (epoch, train_loss, val_score,
-      best_epoch).
+      matched cells), ``n_reference``, ``temperature``, ``history`` (epoch, train_loss, val_score,
+      best_epoch), ``fingerprints`` (modality -> fingerprint of the preprocessing the model was trained on, for
+      recipe outputs) and ``projected_by_model`` (modalities whose counts the model projected).
+    - for those modalities, what ``recipe_*(mdata, reference=model)`` writes: ``.layers['counts']``, ``.X``,
+      ``.obsm[rep]``, loadings and ``.uns['scmatch_recipe']``.
 
     Examples
     --------
