@@ -26,7 +26,10 @@ current code really produces (temporary folders shown as `<tmp>`, whitespace col
 with `python docs/make_reliability_table.py`; a test fails when it is out of date.
 
 Also tested (`tests/reliability/`): training that diverges (NaN loss) or is interrupted (KeyboardInterrupt
-mid-epoch) leaves the MuData unchanged; a model file that would run code when unpickled is refused without
+mid-epoch) leaves the MuData unchanged; a model save or a prediction write interrupted part-way (while writing
+`model.pt`, between `model.pt` and `config.json`, mid-file) leaves the previous model or file byte for byte as it
+was, still loading with identical predictions, and no temporary file behind (files and folders are written under
+a hidden temporary name and renamed into place); a model file that would run code when unpickled is refused without
 running it (weights are read with `torch.load(weights_only=True)`, settings from JSON); valid edge cases
 (fewer reference cells than the batch size, `top_k` above the number of candidates, integer, sparse and
 DataFrame inputs) give the same answers as their plain float counterparts; property-based tests (hypothesis)

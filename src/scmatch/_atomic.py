@@ -66,9 +66,9 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     Yields
     ------
     A temporary path beside ``path`` (``.{name}.tmp-<random>``), created empty for the block to write over.
-    When the block exits without error the file is flushed to disk and :func:`os.replace` d onto ``path``
-    (atomic on POSIX and Windows: a reader sees the old file or the new one, never a mix); it keeps the
-    permission bits of the file it replaces. When the block raises (any exception, KeyboardInterrupt included)
+    When the block exits without error the file is flushed to disk and moved onto ``path`` with
+    :func:`os.replace` (atomic on POSIX and Windows: a reader sees the old file or the new one, never a mix); it
+    keeps the permission bits of the file it replaces. When the block raises (any exception, KeyboardInterrupt included)
     the temporary file is removed and ``path`` is left as it was.
 
     Examples
@@ -140,6 +140,7 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool) -> Iterator[Path]:
     _check_target(path, overwrite=overwrite)
     tmp = _sibling(path, "tmp")
     tmp.mkdir()  # mode 0o777 less the umask: the permissions of a plain new folder
+    emptied = False
     try:
         yield tmp
         for item in tmp.rglob("*"):
@@ -147,14 +148,18 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool) -> Iterator[Path]:
                 _fsync(item)
         _fsync_dir(tmp)
         _check_target(path, overwrite=overwrite)  # the target may have changed while the block ran
-        if path.is_dir() and not any(path.iterdir()):
+        if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
             path.rmdir()
-        if path.exists():
+            emptied = True
+        if os.path.lexists(path):
             _swap(tmp, path)
         else:
             os.rename(tmp, path)
     except BaseException:
         _remove(tmp)
+        if emptied:
+            with contextlib.suppress(OSError):
+                path.mkdir()  # the empty folder the failed move removed
         raise
     _fsync_dir(path.parent)
 
@@ -175,4 +180,4 @@ def _swap(new: Path, path: Path) -> None:
     except BaseException:
         os.rename(aside, path)
         raise
-    shutil.rmtree(aside, ignore_errors=True)
+    _remove(aside)

@@ -160,3 +160,53 @@ def test_training_within_the_warm_up_keeps_the_last_epoch(toy_pairs):
     assert model.history_["best_epoch"] == 2  # no early-stopping candidate yet: the last weights are kept
     assert len(model.history_["seconds"]) == len(model.history_["val_seconds"]) == 3
     assert model.history_["calibration_seconds"] > 0
+
+
+def test_too_small_reference_refused_before_training(toy_pairs, monkeypatch):
+    from scmatch.model import _model
+
+    def never(*args, **kwargs):
+        raise AssertionError("nothing may be built or trained")
+
+    monkeypatch.setattr(_model, "train", never)
+    monkeypatch.setattr(_model, "CrossAttentionMatcher", never)
+    x1, x2 = toy_pairs
+    model = MatchModel(epochs=1, progress_bar=False)
+    message = r"Too few paired reference cells \(49\): fitting needs at least 50 .*Add paired cells to the reference"
+    with pytest.raises(ValueError, match=message):
+        model.fit(x1[:49], x2[:49])
+    with pytest.raises(ValueError, match=r"\(49\)"):  # also without a validation slice
+        MatchModel(epochs=1, progress_bar=False, validation_fraction=0).fit(x1[:49], x2[:49])
+    assert model.module_ is None and model.history_ == {} and model.temperature_ == {}
+
+
+@pytest.mark.parametrize(
+    ("n", "fraction", "n_val"),
+    [
+        (50, 0.1, 10),  # the minimum reference: round(5) is raised to 10 held-out pairs
+        (200, 0.01, 10),  # round(2) raised to 10
+        (200, 0.1, 20),
+        (100, 0.9, 60),  # 90 capped so that 40 pairs are left to train on
+        (50, 0.0, 0),  # no validation: calibration on the training pairs
+    ],
+)
+def test_validation_slice_size(toy_pairs, monkeypatch, n, fraction, n_val):
+    from scmatch.model import _model
+
+    seen = {}
+    original = _model.train
+
+    def spy(module, X1, X2, *, validation, **kwargs):
+        seen.update(train=X1.shape[0], validation=0 if validation is None else validation[0].shape[0])
+        return original(module, X1, X2, validation=validation, **kwargs)
+
+    def calibrate(self, X1, X2):
+        seen.update(calibration=X1.shape[0])
+        return {"softmax": 0.1, "sinkhorn": 0.1}
+
+    monkeypatch.setattr(_model, "train", spy)
+    monkeypatch.setattr(MatchModel, "_calibrate", calibrate)
+    x1, x2 = toy_pairs
+    tiny = {"epochs": 1, "n_tokens": 2, "d_model": 16, "d_embed": 16, "progress_bar": False}
+    MatchModel(**tiny, validation_fraction=fraction).fit(x1[:n], x2[:n])
+    assert seen == {"train": n - n_val, "validation": n_val, "calibration": n_val or n}

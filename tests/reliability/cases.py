@@ -857,6 +857,15 @@ CASES: list[Case] = [
         ValueError,
         r"A model is already saved in .*; pass `overwrite=True`",
     ),
+    Case(
+        "save-into-other-folder",
+        "MatchModel.save",
+        "a folder that holds other files, with `overwrite=True` (nothing may be mixed in or deleted)",
+        lambda t: {"folder": _write(_mkdir(t / "results") / "notes.txt", "mine").parent},
+        lambda o: fitted_model().save(o["folder"], overwrite=True),
+        ValueError,
+        r"holds files other than a saved scmatch model \(e\.g\. \['notes\.txt'\]\); choose another path",
+    ),
     # -------------------------------------------------------------- pp
     Case(
         "tfidf-negative",
@@ -1071,6 +1080,11 @@ def _nan(x: np.ndarray) -> np.ndarray:
 
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
+    return path
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir()
     return path
 
 

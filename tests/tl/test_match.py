@@ -158,6 +158,25 @@ def test_no_paired_cells_refused(toy_pairs):
     a1.obs_names = [f"r{i}" for i in range(50)]
     a2.obs_names = [f"a{i}" for i in range(50)]
     mdata = md.MuData({"rna": a1, "atac": a2})
-    with pytest.raises(ValueError, match="No paired reference cells"):
+    with pytest.raises(ValueError, match=r"Too few paired reference cells: 0 "):
         scm.tl.match_modalities(mdata, model=MatchModel(**FAST))
     assert "match_probabilities" not in mdata.obsp
+
+
+def test_too_small_reference_refused_before_training(toy_pairs):
+    mdata = _toy_mudata(*toy_pairs, n_ref=49)
+    before = mdata.copy()
+    model = MatchModel(**FAST)
+    with pytest.raises(ValueError, match=r"Too few paired reference cells: 49 .*training a model needs at least 50"):
+        scm.tl.match_modalities(mdata, reference="is_reference", model=model)
+    assert model.module_ is None
+    assert set(mdata.obsp) == set(before.obsp) and set(mdata.uns) == set(before.uns)
+    assert set(mdata["rna"].obsm) == set(before["rna"].obsm)
+
+
+def test_fitted_model_needs_no_minimum_reference(toy_pairs):
+    x1, x2 = toy_pairs
+    model = MatchModel(**{**FAST, "epochs": 1}).fit(x1[:60], x2[:60])
+    mdata = _toy_mudata(x1[400:], x2[400:], n_ref=10)  # 10 reference cells: too few to train, fine to apply
+    scm.tl.match_modalities(mdata, reference="is_reference", model=model)
+    assert mdata.uns["match"]["n_reference"] == 10 and mdata.uns["match"]["query"]["n_mod1"] == 90
