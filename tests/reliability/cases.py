@@ -78,6 +78,43 @@ class Case:
 
 
 # ---------------------------------------------------------------------------------------------------- inputs
+def _count_mudata(cells: slice) -> md.MuData:
+    """Raw counts only (rna: 30 genes, atac: 40 peaks) of the N_CELLS cells of one experiment, sliced."""
+    rng = np.random.default_rng(5)
+    z = rng.gamma(2.0, size=(N_CELLS, 1))
+    rna = counts_adata(sp.csr_matrix(rng.poisson(z * rng.gamma(1.0, size=(1, 30))).astype(np.float32) + 1))
+    atac = counts_adata(sp.csr_matrix(rng.poisson(0.3 + z * 0.2, size=(N_CELLS, 40)).astype(np.float32) + 1))
+    atac.var_names = [f"peak{j}" for j in range(40)]
+    return md.MuData({"rna": rna[cells].copy(), "atac": atac[cells].copy()})
+
+
+def _genes(mdata: md.MuData, n: int) -> md.MuData:
+    """The MuData with only the first ``n`` genes of its rna modality."""
+    return md.MuData({"rna": mdata["rna"][:, :n].copy(), "atac": mdata["atac"].copy()})
+
+
+def _preprocessed(mdata: md.MuData) -> md.MuData:
+    scm.pp.recipe_rna(mdata, mod="rna", n_comps=8)
+    scm.pp.recipe_atac(mdata, mod="atac", n_comps=6)
+    return mdata
+
+
+def _mapping(*, alone: bool, model: bool = False) -> Callable[[Path], dict[str, Any]]:
+    """A reference (the first N_REF cells) processed by the recipes, and the other cells as a query: processed on
+    their own (``alone``) or left as counts; with ``model``, a model trained on the reference through tl."""
+
+    def build(tmp: Path) -> dict[str, Any]:
+        reference = _preprocessed(_count_mudata(slice(0, N_REF)))
+        query = _count_mudata(slice(N_REF, N_CELLS))
+        out: dict[str, Any] = {"reference": reference, "query": _preprocessed(query) if alone else query}
+        if model:
+            out["model"] = MatchModel(**TINY)
+            scm.tl.match_modalities(reference, mod1="rna", mod2="atac", model=out["model"])
+        return out
+
+    return build
+
+
 def reps(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Integer-valued float32 representations of N_CELLS paired cells sharing a 3-D latent state."""
     rng = np.random.default_rng(seed)
@@ -929,6 +966,63 @@ CASES: list[Case] = [
         lambda o: scm.pp.clr(o["adata"]),
         TypeError,
         r"The matrix in `\.X` must be numeric, got dtype object",
+    ),
+    Case(
+        "tl-query-preprocessed-alone",
+        TL,
+        "a query whose PCA/LSI were fitted on its own cells, matched against a separately processed reference",
+        _mapping(alone=True),
+        lambda o: scm.tl.match_modalities(
+            o["query"], mod1="rna", mod2="atac", reference=o["reference"], model=MatchModel(**TINY)
+        ),
+        ValueError,
+        r"obsm\['X_pca'\] comes from a different fit of the preprocessing than the reference.*"
+        r"scmatch\.pp\.recipe_rna\(mdata, mod='rna', reference=reference\)",
+    ),
+    Case(
+        "tl-query-other-fit-than-model",
+        TL,
+        "a query processed on its own, given to a model trained on a recipe-processed reference",
+        _mapping(alone=True, model=True),
+        lambda o: scm.tl.match_modalities(o["query"], mod1="rna", mod2="atac", model=o["model"]),
+        ValueError,
+        r"different fit of the preprocessing than the model's training data.*reference=model\)",
+    ),
+    Case(
+        "tl-counts-missing-reference-genes",
+        TL,
+        "raw counts holding 10 of the reference's 30 genes, given to a model that preprocesses counts",
+        lambda t: _set(_mapping(alone=False, model=True)(t), query=_genes(_mapping(alone=False)(t)["query"], 10)),
+        lambda o: scm.tl.match_modalities(o["query"], mod1="rna", mod2="atac", model=o["model"]),
+        ValueError,
+        r"mdata\['rna'\] has only 10 of the 30 reference features .*at least 50% are needed",
+    ),
+    Case(
+        "recipe-reference-too-few-features",
+        "pp.recipe_rna",
+        "`reference=` a processed reference, and a query holding 14 of its 30 genes",
+        lambda t: {"reference": _mapping(alone=False)(t)["reference"], "query": _count_mudata(slice(0, 12))[:, 16:]},
+        lambda o: scm.pp.recipe_rna(o["query"], mod="rna", reference=o["reference"]),
+        ValueError,
+        r"the query has only 14 of the 30 reference features that enter the embedding .*at least 50%",
+    ),
+    Case(
+        "recipe-reference-not-processed",
+        "pp.recipe_rna",
+        "`reference=` an AnnData of raw counts that no recipe processed",
+        lambda t: {"reference": _count_mudata(slice(0, N_REF))["rna"], "query": _count_mudata(slice(N_REF, N_CELLS))},
+        lambda o: scm.pp.recipe_rna(o["query"], mod="rna", reference=o["reference"]),
+        ValueError,
+        r"was not processed by scmatch\.pp\.recipe_rna.*Run scmatch\.pp\.recipe_rna on the reference first",
+    ),
+    Case(
+        "recipe-reference-other-recipe",
+        "pp.recipe_rna",
+        "`reference=` an ATAC modality processed by recipe_atac",
+        lambda t: {"reference": _mapping(alone=False)(t)["reference"], "query": _count_mudata(slice(0, 12))},
+        lambda o: scm.pp.recipe_rna(o["query"], mod="rna", reference=o["reference"]["atac"]),
+        ValueError,
+        r"processed by scmatch\.pp\.recipe_atac, not scmatch\.pp\.recipe_rna",
     ),
     Case(
         "recipe-rna-no-counts",
