@@ -1,0 +1,204 @@
+"""Sparse Sinkhorn benchmark: the torch ``sinkhorn_sparse`` against the previous NumPy implementation.
+
+    python benchmarks/run_sinkhorn.py --sizes 10000 100000
+    python benchmarks/run_sinkhorn.py --sizes 10000 --support random --reductions
+
+Synthetic candidate supports with n1 = n2 = N rows and ``--k`` candidates per row (the shape ``MatchModel``
+builds with ``n_candidates=100``): ``knn`` (the realistic one) takes unit vectors around 20 cluster centres in 16
+dimensions for both sides and keeps each row's k largest cosine similarities, so popular columns get many
+candidates and others few or none; ``random`` draws k distinct columns per row uniformly and similarities from
+N(0, 0.1^2). Both solvers run on the same support at the same ``--temperature``, ``n_iter`` and ``tol`` (the
+``sinkhorn_sparse`` defaults), with one torch and one BLAS thread. Reported per size: seconds (the fastest of
+``--repeats`` runs), iterations and final row-marginal error of each, the speed-up (old / new seconds) and the
+largest absolute difference of the returned probabilities. ``--reductions`` also times one column log-sum-exp
+with three layouts (CSR order with scatters by column index, a column ordering with ``torch.segment_reduce``,
+and the dense block plus overflow used by ``sinkhorn_sparse``). One JSON record per size and support goes to
+``results/sinkhorn/`` and is printed. Timings on a shared machine are noisy: compare within one record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+if str(REPO / "src") not in sys.path:  # run from a source tree without an install
+    sys.path.insert(0, str(REPO / "src"))
+
+RESULTS = HERE / "results" / "sinkhorn"
+
+
+def _git() -> dict:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"], capture_output=True, text=True)
+        return {"git_commit": out.strip(), "git_dirty": bool(dirty.stdout.strip())}
+    except OSError:
+        return {"git_commit": None, "git_dirty": None}
+
+
+def knn_support(n: int, k: int, *, seed: int = 0, dim: int = 16, n_clusters: int = 20) -> sp.csr_matrix:
+    """Each row's ``k`` largest cosine similarities between two clustered point clouds of ``n`` unit vectors."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_clusters, dim))
+
+    def cloud() -> torch.Tensor:
+        x = centres[rng.integers(0, n_clusters, n)] + 0.7 * rng.normal(size=(n, dim))
+        return torch.from_numpy(x / np.linalg.norm(x, axis=1, keepdims=True)).float()
+
+    x1, x2 = cloud(), cloud()
+    idx, val = np.empty((n, k), dtype=np.int64), np.empty((n, k), dtype=np.float32)
+    for start in range(0, n, 1024):
+        top = torch.topk(x1[start : start + 1024] @ x2.T, k, dim=1)
+        idx[start : start + 1024], val[start : start + 1024] = top.indices.numpy(), top.values.numpy()
+    return sp.csr_matrix((val.ravel(), idx.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
+
+
+def random_support(n: int, k: int, *, seed: int = 0, scale: float = 0.1) -> sp.csr_matrix:
+    """``k`` distinct uniformly random columns per row, similarities drawn from N(0, scale^2)."""
+    rng = np.random.default_rng(seed)
+    # k smallest of n random keys per row, drawn in row chunks so memory stays at chunk x n
+    cols = np.empty((n, k), dtype=np.int64)
+    chunk = max(1, 2**24 // n)
+    for start in range(0, n, chunk):
+        keys = rng.random((min(chunk, n - start), n))
+        cols[start : start + chunk] = np.argpartition(keys, k - 1, axis=1)[:, :k]
+    data = scale * rng.normal(size=n * k)
+    return sp.csr_matrix((data, cols.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
+
+
+def _best_of(fn, repeats: int) -> tuple[float, object]:
+    best, out = np.inf, None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def time_reductions(sim: sp.csr_matrix, temperature: float, repeats: int = 20) -> dict:
+    """Milliseconds of one column log-sum-exp of ``logk_ij + f_i`` with three layouts (fastest of ``repeats``)."""
+    import torch
+
+    from scmatch.model._matching import _SegmentLogSumExp
+
+    n1, n2 = sim.shape
+    cols = torch.from_numpy(sim.indices.astype(np.int64))
+    rows = torch.repeat_interleave(torch.arange(n1), torch.from_numpy(np.diff(sim.indptr)))
+    logk = torch.from_numpy(sim.data.astype(np.float64)) / temperature
+    f = torch.randn(n1, dtype=torch.float64)
+    counts = torch.bincount(cols, minlength=n2)
+
+    def scatter() -> torch.Tensor:  # CSR order, scatter by column index
+        values = f.index_select(0, rows).add_(logk)
+        peak = torch.full((n2,), -torch.inf, dtype=torch.float64).scatter_reduce_(0, cols, values, "amax")
+        peak.nan_to_num_(neginf=0.0)
+        values.sub_(peak.index_select(0, cols)).exp_()
+        return torch.zeros(n2, dtype=torch.float64).scatter_add_(0, cols, values).log_().add_(peak)
+
+    order = torch.argsort(cols, stable=True)
+    rows_by_col, logk_by_col = rows[order], logk[order]
+
+    def segment_reduce() -> torch.Tensor:  # a precomputed column ordering, contiguous segments
+        values = f.index_select(0, rows_by_col).add_(logk_by_col)
+        peak = torch.segment_reduce(values, "max", lengths=counts).nan_to_num_(neginf=0.0)
+        values.sub_(peak.repeat_interleave(counts, output_size=len(values))).exp_()
+        return torch.segment_reduce(values, "sum", lengths=counts).log_().add_(peak)
+
+    block = _SegmentLogSumExp(cols, rows, logk, n_segments=n2, n_potentials=n1)
+    live = counts > 0
+    reference = scatter()[live]
+    out = {}
+    for name, fn in (("scatter", scatter), ("segment_reduce", segment_reduce), ("dense_block", lambda: block(f))):
+        seconds, value = _best_of(fn, repeats)
+        value = value[live] if len(value) == n2 else value
+        out[name] = {"ms": 1e3 * seconds, "max_abs_diff_to_scatter": float((value - reference).abs().max())}
+    out["dense_block"].update(width=block.width, overflow_entries=len(block.over_segment))
+    return out
+
+
+def run(n: int, args: argparse.Namespace, command: str) -> dict:
+    """Build one support, time both solvers on it, write and return the JSON record."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from scmatch.model._matching import _sinkhorn_sparse_numpy, sinkhorn_sparse
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+    start = time.perf_counter()
+    make = knn_support if args.support == "knn" else random_support
+    sim = make(n, args.k, seed=args.seed)
+    build_seconds = time.perf_counter() - start
+    col_counts = np.bincount(sim.indices, minlength=n)
+    settings = {"temperature": args.temperature, "n_iter": args.n_iter, "tol": args.tol}
+    old_info, new_info = {}, {}
+    old_seconds, P_old = _best_of(lambda: _sinkhorn_sparse_numpy(sim, **settings, info=old_info), args.repeats)
+    new_seconds, P_new = _best_of(lambda: sinkhorn_sparse(sim, **settings, info=new_info), args.repeats)
+    record = {
+        "support": args.support,
+        "n1": n,
+        "n2": n,
+        "k": args.k,
+        "nnz": int(sim.nnz),
+        "column_candidates": {
+            "max": int(col_counts.max()),
+            "median": float(np.median(col_counts)),
+            "columns_without": int((col_counts == 0).sum()),
+        },
+        **settings,
+        "old_numpy": {"seconds": old_seconds, **old_info},
+        "new_torch": {"seconds": new_seconds, **new_info},
+        "speedup": old_seconds / new_seconds,
+        "max_abs_diff": float(abs(P_new - P_old).max()),
+        "repeats": args.repeats,
+        "seed": args.seed,
+        "build_support_seconds": build_seconds,
+        "torch_threads": torch.get_num_threads(),
+        "n_cores": os.cpu_count(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "versions": {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__},
+        "command": command,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **_git(),
+    }
+    if args.reductions:
+        record["column_logsumexp_ms"] = time_reductions(sim, args.temperature)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.support}_{n}.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000])
+    p.add_argument("--support", choices=["knn", "random"], default="knn")
+    p.add_argument("--k", type=int, default=100, help="candidates per row")
+    p.add_argument("--temperature", type=float, default=0.03)
+    p.add_argument("--n-iter", type=int, default=200)
+    p.add_argument("--tol", type=float, default=1e-6)
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reductions", action="store_true", help="also time one column log-sum-exp per layout")
+    p.add_argument("--out", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    command = "python benchmarks/run_sinkhorn.py " + " ".join(argv)
+    for n in args.sizes:
+        print(json.dumps(run(n, args, command), indent=1), flush=True)
+
+
+if __name__ == "__main__":
+    main()
