@@ -12,8 +12,9 @@ N(0, 0.1^2). Both solvers run on the same support at the same ``--temperature``,
 ``--repeats`` runs), iterations and final row-marginal error of each, the speed-up (old / new seconds) and the
 largest absolute difference of the returned probabilities. ``--reductions`` also times one column log-sum-exp
 with three layouts (CSR order with scatters by column index, a column ordering with ``torch.segment_reduce``,
-and the dense block plus overflow used by ``sinkhorn_sparse``). One JSON record per size and support goes to
-``results/sinkhorn/`` and is printed. Timings on a shared machine are noisy: compare within one record.
+and the dense block plus overflow used by ``sinkhorn_sparse``) and torch's float64 ``exp`` against ``exp2`` on
+nnz values. One JSON record per size and support goes to ``results/sinkhorn/`` and is printed. Timings on a
+shared machine are noisy: compare within one record.
 """
 
 from __future__ import annotations
@@ -69,12 +70,7 @@ def knn_support(n: int, k: int, *, seed: int = 0, dim: int = 16, n_clusters: int
 def random_support(n: int, k: int, *, seed: int = 0, scale: float = 0.1) -> sp.csr_matrix:
     """``k`` distinct uniformly random columns per row, similarities drawn from N(0, scale^2)."""
     rng = np.random.default_rng(seed)
-    # k smallest of n random keys per row, drawn in row chunks so memory stays at chunk x n
-    cols = np.empty((n, k), dtype=np.int64)
-    chunk = max(1, 2**24 // n)
-    for start in range(0, n, chunk):
-        keys = rng.random((min(chunk, n - start), n))
-        cols[start : start + chunk] = np.argpartition(keys, k - 1, axis=1)[:, :k]
+    cols = np.stack([rng.choice(n, k, replace=False) for _ in range(n)])
     data = scale * rng.normal(size=n * k)
     return sp.csr_matrix((data, cols.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
 
@@ -89,7 +85,12 @@ def _best_of(fn, repeats: int) -> tuple[float, object]:
 
 
 def time_reductions(sim: sp.csr_matrix, temperature: float, repeats: int = 20) -> dict:
-    """Milliseconds of one column log-sum-exp of ``logk_ij + f_i`` with three layouts (fastest of ``repeats``)."""
+    """Milliseconds of one column reduction ``log2 sum_i 2^(logk_ij + f_i)`` per layout, and of exp vs exp2.
+
+    The three layouts compute the same base-2 log-sum-exp (segment maximum, then the sum of ``2^(x - max)``):
+    ``scatter`` (entries in CSR order, scatters by column index), ``segment_reduce`` (a precomputed column
+    ordering, contiguous segments) and ``dense_block`` (what ``sinkhorn_sparse`` uses). Fastest of ``repeats``.
+    """
     import torch
 
     from scmatch.model._matching import _SegmentLogSumExp
@@ -97,25 +98,25 @@ def time_reductions(sim: sp.csr_matrix, temperature: float, repeats: int = 20) -
     n1, n2 = sim.shape
     cols = torch.from_numpy(sim.indices.astype(np.int64))
     rows = torch.repeat_interleave(torch.arange(n1), torch.from_numpy(np.diff(sim.indptr)))
-    logk = torch.from_numpy(sim.data.astype(np.float64)) / temperature
+    logk = torch.from_numpy(sim.data.astype(np.float64)) / temperature / np.log(2.0)
     f = torch.randn(n1, dtype=torch.float64)
     counts = torch.bincount(cols, minlength=n2)
 
-    def scatter() -> torch.Tensor:  # CSR order, scatter by column index
+    def scatter() -> torch.Tensor:
         values = f.index_select(0, rows).add_(logk)
         peak = torch.full((n2,), -torch.inf, dtype=torch.float64).scatter_reduce_(0, cols, values, "amax")
         peak.nan_to_num_(neginf=0.0)
-        values.sub_(peak.index_select(0, cols)).exp_()
-        return torch.zeros(n2, dtype=torch.float64).scatter_add_(0, cols, values).log_().add_(peak)
+        values.sub_(peak.index_select(0, cols)).exp2_()
+        return torch.zeros(n2, dtype=torch.float64).scatter_add_(0, cols, values).log2_().add_(peak)
 
     order = torch.argsort(cols, stable=True)
     rows_by_col, logk_by_col = rows[order], logk[order]
 
-    def segment_reduce() -> torch.Tensor:  # a precomputed column ordering, contiguous segments
+    def segment_reduce() -> torch.Tensor:
         values = f.index_select(0, rows_by_col).add_(logk_by_col)
         peak = torch.segment_reduce(values, "max", lengths=counts).nan_to_num_(neginf=0.0)
-        values.sub_(peak.repeat_interleave(counts, output_size=len(values))).exp_()
-        return torch.segment_reduce(values, "sum", lengths=counts).log_().add_(peak)
+        values.sub_(peak.repeat_interleave(counts, output_size=len(values))).exp2_()
+        return torch.segment_reduce(values, "sum", lengths=counts).log2_().add_(peak)
 
     block = _SegmentLogSumExp(cols, rows, logk, n_segments=n2, n_potentials=n1)
     live = counts > 0
@@ -126,6 +127,9 @@ def time_reductions(sim: sp.csr_matrix, temperature: float, repeats: int = 20) -
         value = value[live] if len(value) == n2 else value
         out[name] = {"ms": 1e3 * seconds, "max_abs_diff_to_scatter": float((value - reference).abs().max())}
     out["dense_block"].update(width=block.width, overflow_entries=len(block.over_segment))
+    x, buffer = -60 * torch.rand(sim.nnz, dtype=torch.float64), torch.empty(sim.nnz, dtype=torch.float64)
+    for name, fn in (("exp", torch.exp), ("exp2", torch.exp2)):
+        out[f"{name}_float64"] = {"ms": 1e3 * _best_of(lambda fn=fn: fn(x, out=buffer), repeats)[0]}
     return out
 
 
@@ -175,7 +179,7 @@ def run(n: int, args: argparse.Namespace, command: str) -> dict:
         **_git(),
     }
     if args.reductions:
-        record["column_logsumexp_ms"] = time_reductions(sim, args.temperature)
+        record["column_reduction_ms"] = time_reductions(sim, args.temperature)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.support}_{n}.json").write_text(json.dumps(record, indent=1) + "\n")
     return record

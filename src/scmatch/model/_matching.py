@@ -43,13 +43,204 @@ def row_softmax(sim: sp.csr_matrix, *, temperature: float) -> sp.csr_matrix:
     return sp.csr_matrix((data, sim.indices.copy(), sim.indptr.copy()), shape=sim.shape)
 
 
-def sinkhorn_sparse(sim: sp.csr_matrix, *, temperature: float, n_iter: int = 200, tol: float = 1e-6) -> sp.csr_matrix:
+def sinkhorn_sparse(
+    sim: sp.csr_matrix, *, temperature: float, n_iter: int = 200, tol: float = 1e-6, info: dict | None = None
+) -> sp.csr_matrix:
     """Entropic optimal transport restricted to the stored support, in the log domain.
 
     Solves for the coupling ``P_ij = exp(f_i + S_ij / temperature + g_j)`` on the support with uniform row
-    marginals and uniform column marginals over the columns that have any support (a column no row proposes
-    cannot receive mass). With a full support this equals POT's ``ot.sinkhorn`` with cost ``-S`` and
-    ``reg = temperature``. Returned rows are normalised to sum to one.
+    marginals over the rows that have any support and uniform column marginals over the columns that have any
+    support (a row or column with no stored entry can neither send nor receive mass). With a full support this
+    equals POT's ``ot.sinkhorn`` with cost ``-S`` and ``reg = temperature``.
+
+    Parameters
+    ----------
+    sim
+        Similarities on the candidate support, shape (n1, n2). Every stored entry (explicit zeros included) is
+        part of the support, except entries of ``-inf``, which are left out (kernel zero).
+    temperature
+        Entropic regularisation: the log-kernel is ``S / temperature``.
+    n_iter
+        Most iterations; one iteration updates the row potentials ``f``, then the column potentials ``g``.
+    tol
+        Stopping tolerance. After each iteration's column update the column marginals are exact, and the loop
+        stops once every live row's mass ``sum_j P_ij`` is within ``tol / n1`` of its target ``1 / n_live_rows``
+        (with every row live, a relative error of ``tol`` per row).
+    info
+        If a dict, it is filled with ``n_iter`` (iterations run), ``marginal_error`` (the largest absolute error
+        of a live row's mass after the last iteration; NaN if no iteration ran) and ``converged`` (whether that
+        error met the tolerance).
+
+    Returns
+    -------
+    The coupling on the support with each non-empty row normalised to sum to one, as a CSR matrix of the shape
+    of ``sim`` (entries whose probability underflows to zero are not stored).
+
+    Notes
+    -----
+    The iterations run in torch, float64, on the CPU with torch's thread setting, and in base 2: the log-kernel
+    and potentials are kept in units of ``log 2`` (``S / (temperature * ln 2)``), so each segment reduction is
+    ``log2 sum 2^x``, computed stably as the segment maximum plus ``log2`` of the sum of ``2^(x - max)``
+    (``exp2`` measured 3x faster than ``exp`` in torch float64 on CPU; same accuracy). Each half-iteration is one
+    such reduction over the rows (row update) or the columns (column update); see :class:`_SegmentLogSumExp` for
+    the layout. The reduction that checks the row marginals after a column update is the one the next row update
+    needs, so it is computed once per iteration.
+    """
+    import torch
+
+    if not temperature > 0:
+        raise ValueError(f"`temperature` must be > 0, got {temperature}.")
+    sim = sp.csr_matrix(sim)
+    n1, n2 = sim.shape
+    if not np.isfinite(sim.data).all():
+        if np.isnan(sim.data).any() or np.isposinf(sim.data).any():
+            raise ValueError("`sim` stores NaN or +inf similarities; drop those entries from the support instead.")
+        sim = _drop_entries(sim, np.isneginf(sim.data))
+    indptr = torch.from_numpy(sim.indptr.astype(np.int64))
+    cols = torch.from_numpy(sim.indices.astype(np.int64))
+    rows = torch.repeat_interleave(torch.arange(n1), indptr.diff(), output_size=sim.nnz)
+    # log2-kernel: S / (temperature ln 2); potentials below are in the same units
+    logk = torch.from_numpy(sim.data.astype(np.float64)) / temperature * (1.0 / np.log(2.0))
+    row_lse = _SegmentLogSumExp(rows, cols, logk, n_segments=n1, n_potentials=n2)
+    col_lse = _SegmentLogSumExp(cols, rows, logk, n_segments=n2, n_potentials=n1)
+    log_a = -float(np.log2(max(len(row_lse.live), 1)))
+    log_b = -float(np.log2(max(len(col_lse.live), 1)))
+    threshold = tol / max(n1, 1)
+    # dead rows/columns (no support) keep potential 0: no entry reads them, and finite values avoid inf - inf
+    f, g = torch.zeros(n1, dtype=torch.float64), torch.zeros(n2, dtype=torch.float64)
+    h = row_lse(g)  # h_i = log2 sum_j 2^(logk_ij + g_j) over live rows: the row update is f = log_a - h
+    done, error = 0, float("nan")
+    for _ in range(n_iter):
+        f_live = h.neg().add_(log_a)
+        row_lse.scatter(f_live, f)
+        col_lse.scatter(col_lse(f).neg_().add_(log_b), g)
+        h = row_lse(g)
+        done += 1
+        # row masses 2^(f + h) of the coupling after the g update (its column masses are exact)
+        error = float(torch.exp2(f_live + h).sub_(2.0**log_a).abs_().max()) if len(h) else 0.0
+        if error < threshold:
+            break
+    if info is not None:
+        info.update(n_iter=done, marginal_error=error, converged=bool(error < threshold))
+    # normalised rows: P_ij = 2^(logk_ij + g_j - h_i); f cancels
+    h_rows = torch.zeros(n1, dtype=torch.float64)
+    row_lse.scatter(h, h_rows)
+    data = torch.exp2(logk + g[cols] - h_rows[rows]).numpy()
+    return normalize_rows(sp.csr_matrix((data, sim.indices.copy(), sim.indptr.copy()), shape=sim.shape))
+
+
+def _drop_entries(sim: sp.csr_matrix, drop: np.ndarray) -> sp.csr_matrix:
+    """``sim`` without the stored entries flagged in ``drop`` (order and duplicates of the rest kept)."""
+    keep = ~drop
+    rows = np.repeat(np.arange(sim.shape[0]), np.diff(sim.indptr))[keep]
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=sim.shape[0]))])
+    return sp.csr_matrix((sim.data[keep], sim.indices[keep], indptr), shape=sim.shape)
+
+
+class _SegmentLogSumExp:
+    """Repeated base-2 segment log-sum-exps ``log2 sum_{e in s} 2^(logk_e + pot[index_e])`` for new ``pot``.
+
+    Segments are the rows (entries indexed by column) or the columns (entries indexed by row) of a sparse support.
+    Only live segments (with at least one entry) are computed; results come in the order of :attr:`live`. The
+    layout is built once: the first ``width`` entries of every live segment fill a dense ``(n_live, width)``
+    block padded with ``-inf``, so the segment maximum and sum are dense reductions along a row, and entries past
+    ``width`` go to an overflow list reduced with ``scatter_reduce_`` / ``scatter_add_``. ``width`` minimises
+    padded slots plus ``OVERFLOW_COST`` times overflow entries; for a support with the same number of candidates
+    in every row the row block is the CSR data itself and nothing overflows. At 1e6 entries on CPU this layout
+    beat both scatters by column index over CSR order and ``torch.segment_reduce`` over a column ordering
+    (``benchmarks/run_sinkhorn.py --reductions``).
+    """
+
+    #: cost of one overflow (scatter) entry relative to one padded slot, measured on CPU at 1e6 entries
+    OVERFLOW_COST = 2.0
+
+    def __init__(self, segment, index, logk, *, n_segments: int, n_potentials: int) -> None:
+        import torch
+
+        lengths = torch.bincount(segment, minlength=n_segments)
+        self.live = torch.nonzero(lengths).ravel()
+        self.all_live = len(self.live) == n_segments
+        lengths, n_live, nnz = lengths[self.live], len(self.live), len(segment)
+        if nnz > 1 and not bool((segment[1:] >= segment[:-1]).all()):
+            order = torch.argsort(segment, stable=True)
+            index, logk = index[order], logk[order]
+        width = self.width = _core_width(lengths, overflow_cost=self.OVERFLOW_COST)
+        index_dtype = torch.int32 if n_potentials < 2**31 else torch.int64
+        index = index.to(index_dtype)
+        if bool((lengths == width).all()):  # every live segment has `width` entries: the data is the block
+            self.logk, self.index = logk.view(n_live, width), index
+            self.over_segment = self.over_index = torch.zeros(0, dtype=torch.int64)
+            self.over_logk = torch.zeros(0, dtype=torch.float64)
+        else:
+            segment = torch.repeat_interleave(torch.arange(n_live), lengths, output_size=nnz)  # live positions
+            position = torch.arange(nnz) - torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
+            core = position < width
+            # overflow entries write to one spare slot past the block, dropped afterwards
+            slot = torch.where(core, segment * width + position, n_live * width)
+            # padded slots: log-kernel -inf and potential index 0 (finite potential), so they add 2^-inf = 0
+            self.logk = torch.full((n_live * width + 1,), -torch.inf, dtype=torch.float64)
+            self.logk[slot] = logk
+            self.logk = self.logk[:-1].view(n_live, width)
+            self.index = torch.zeros(n_live * width + 1, dtype=index_dtype)
+            self.index[slot] = index
+            self.index = self.index[:-1]
+            # overflow entries position-major: consecutive scatters then hit different segments, which measured
+            # 4x faster for scatter_add_ than runs of the same segment
+            over = torch.nonzero(~core).ravel()
+            over = over[torch.argsort(position[over], stable=True)]
+            self.over_segment, self.over_index, self.over_logk = segment[over], index[over], logk[over]
+        self.buffer = torch.empty(n_live, width, dtype=torch.float64)
+
+    def __call__(self, pot):
+        """``log2 sum 2^(logk + pot[index])`` of every live segment, for finite float64 potentials ``pot``."""
+        import torch
+
+        values = self.buffer
+        torch.index_select(pot, 0, self.index, out=values.view(-1))
+        values.add_(self.logk)
+        peak = values.amax(1)  # finite: a live segment's first entry is in the dense block
+        has_overflow = len(self.over_segment) > 0
+        if has_overflow:
+            over = pot.index_select(0, self.over_index).add_(self.over_logk)
+            peak.scatter_reduce_(0, self.over_segment, over, "amax")
+        total = values.sub_(peak[:, None]).exp2_().sum(1)
+        if has_overflow:
+            over.sub_(peak.index_select(0, self.over_segment)).exp2_()
+            total.scatter_add_(0, self.over_segment, over)
+        return total.log2_().add_(peak)
+
+    def scatter(self, values, out) -> None:
+        """Write per-live-segment ``values`` into ``out`` (one entry per segment); dead entries are left as is."""
+        if self.all_live:
+            out.copy_(values)
+        else:
+            out.index_copy_(0, self.live, values)
+
+
+def _core_width(lengths, *, overflow_cost: float) -> int:
+    """Dense-block width minimising ``n * width + overflow_cost * sum(max(lengths - width, 0))``."""
+    import torch
+
+    if len(lengths) == 0:
+        return 1
+    ordered = lengths.sort().values
+    widths = torch.unique(ordered)
+    n = len(ordered)
+    # segments longer than each candidate width, and their total length
+    longer_from = torch.searchsorted(ordered, widths, right=True)
+    suffix = torch.cat([ordered.flip(0).cumsum(0).flip(0), torch.zeros(1, dtype=ordered.dtype)])
+    overflow = suffix[longer_from] - widths * (n - longer_from)
+    cost = n * widths.double() + overflow_cost * overflow.double()
+    return max(int(widths[int(torch.argmin(cost))]), 1)
+
+
+def _sinkhorn_sparse_numpy(
+    sim: sp.csr_matrix, *, temperature: float, n_iter: int = 200, tol: float = 1e-6, info: dict | None = None
+) -> sp.csr_matrix:
+    """The previous NumPy implementation of :func:`sinkhorn_sparse`, kept as a reference for tests and benchmarks.
+
+    Unchanged except that ``info`` (if a dict) receives ``n_iter`` and ``marginal_error`` as in
+    :func:`sinkhorn_sparse`.
     """
     sim = sp.csr_matrix(sim)
     n1, n2 = sim.shape
@@ -61,18 +252,21 @@ def sinkhorn_sparse(sim: sp.csr_matrix, *, temperature: float, n_iter: int = 200
     col_counts = np.bincount(cols, minlength=n2)
     col_indptr = np.concatenate([[0], np.cumsum(col_counts)])
     live_rows, live_cols = counts > 0, col_counts > 0
-    # dead rows/columns (no support) keep potential 0; finite placeholders avoid inf - inf
     log_a = np.where(live_rows, -np.log(max(live_rows.sum(), 1)), 0.0)
     log_b = np.where(live_cols, -np.log(max(live_cols.sum(), 1)), 0.0)
     f, g = np.zeros(n1), np.zeros(n2)
+    done, error = 0, np.nan
     for _ in range(n_iter):
         f = np.where(live_rows, log_a - _segment_logsumexp(logk + g[cols], sim.indptr), 0.0)
         col_lse = _segment_logsumexp((logk + f[rows])[order], col_indptr)
         g = np.where(live_cols, log_b - col_lse, 0.0)
-        # after the g update columns are exact; check the row marginals
         row_mass = np.exp(_segment_logsumexp(logk + f[rows] + g[cols], sim.indptr))
-        if np.max(np.abs(row_mass[live_rows] - np.exp(log_a[live_rows])), initial=0.0) < tol / max(n1, 1):
+        done += 1
+        error = float(np.max(np.abs(row_mass[live_rows] - np.exp(log_a[live_rows])), initial=0.0))
+        if error < tol / max(n1, 1):
             break
+    if info is not None:
+        info.update(n_iter=done, marginal_error=error)
     data = np.exp(logk + f[rows] + g[cols])
     return normalize_rows(sp.csr_matrix((data, cols.copy(), sim.indptr.copy()), shape=sim.shape))
 

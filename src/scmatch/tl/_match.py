@@ -61,6 +61,12 @@ def match_modalities(
 ) -> MuData | None:
     """Learn a cross-modal metric on paired cells and match the cells of two modalities.
 
+    Before anything is trained or written, the representations are checked to live in one space: when both the
+    query's ``.obsm[rep]`` and the reference's (or the fitted model's training data) come from a scmatch.pp recipe,
+    their fingerprints must agree. A query preprocessed on its own is refused with the fix
+    (``recipe_*(mdata, reference=...)``); a representation without a fingerprint (your own) is used with a logged
+    note.
+
     Parameters
     ----------
     mdata
@@ -99,12 +105,6 @@ def match_modalities(
         Prefix of the written keys.
     copy
         Return a modified copy instead of writing into ``mdata``.
-
-    Before anything is trained or written, the representations are checked to live in one space: when both the
-    query's ``.obsm[rep]`` and the reference's (or the fitted model's training data) come from a scmatch.pp recipe,
-    their fingerprints must agree. A query preprocessed on its own is refused with the fix
-    (``recipe_*(mdata, reference=...)``); a representation without a fingerprint (your own) is used with a logged
-    note.
 
     Returns
     -------
