@@ -72,11 +72,23 @@ def ann_candidates(
 
 
 def _rerank(module, val, idx, tokens1, tokens2, device, rerank_chunk: int) -> None:
-    """Add ``alpha * i1 . c1`` to the candidate values in place."""
+    """Add ``alpha * i1 . c1`` to the candidate values in place.
+
+    The cross-attention projections are computed once per cell (:meth:`CrossAttentionMatcher.cross_projections`)
+    and gathered for each row's candidates, so the work per (cell, candidate) pair is only the attention itself.
+    """
+    proj2 = [t.to(device) for t in _projections(module, tokens2, 2, device)]
     for part in iter_chunks(val.shape[0], max(1, rerank_chunk)):
-        t1 = tokens1[part].to(device)
-        t2 = tokens2[idx[part]].to(device)
-        val[part] += module.alpha * module.cross_similarity(t1, t2).cpu()
+        proj1 = module.cross_projections(tokens1[part].to(device), 1)
+        cand = idx[part].to(device)
+        gathered = tuple(t[cand] for t in proj2)
+        val[part] += module.alpha * module.candidate_cross_similarity(proj1, gathered).cpu()
+
+
+def _projections(module, tokens: torch.Tensor, modality: int, device, chunk: int = 8192) -> list[torch.Tensor]:
+    """:meth:`CrossAttentionMatcher.cross_projections` of all cells, one chunk at a time."""
+    parts = [module.cross_projections(tokens[part].to(device), modality) for part in iter_chunks(len(tokens), chunk)]
+    return [torch.cat(pieces) for pieces in zip(*parts, strict=True)]
 
 
 @torch.no_grad()

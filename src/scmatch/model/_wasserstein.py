@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ._scoring import _rerank
+
 #: default temperature of the softmax turning a unit-length embedding into a histogram
 HIST_TEMPERATURE = 0.1
 
@@ -133,10 +135,6 @@ def distance_candidates(
         top = torch.topk(sim, k, dim=1, sorted=False)
         idx[part], val[part] = top.indices.cpu(), top.values.float().cpu()
     if module.alpha and tokens1 is not None and tokens2 is not None:
-        for start in range(0, n1, rerank_chunk):
-            part = slice(start, min(start + rerank_chunk, n1))
-            val[part] += (
-                module.alpha * module.cross_similarity(tokens1[part].to(device), tokens2[idx[part]].to(device)).cpu()
-            )
+        _rerank(module, val, idx, tokens1, tokens2, device, rerank_chunk)
     indptr = np.arange(0, n1 * k + 1, k)
     return sp.csr_matrix((val.numpy().ravel(), idx.numpy().ravel(), indptr), shape=(n1, n2))
