@@ -1,0 +1,237 @@
+"""The torch sparse Sinkhorn against the previous NumPy implementation, POT, and a naive segment log-sum-exp."""
+
+import warnings
+
+import mudata as md
+import numpy as np
+import ot
+import pytest
+import scipy.sparse as sp
+import torch
+from scipy.special import logsumexp
+
+from scmatch.model import _matching
+from scmatch.model._matching import _block_widths, _SegmentLogSumExp, _sinkhorn_sparse_numpy, sinkhorn_sparse
+
+
+def _support(n1, n2, *, per_row, seed, dead_rows=0, dead_cols=0, scale=1.0):
+    """Random support: a random number of candidates per row (0 for ``dead_rows`` rows), ``dead_cols`` columns
+    that no row proposes, N(0, scale^2) similarities, indices unsorted within rows."""
+    rng = np.random.default_rng(seed)
+    allowed = rng.permutation(n2)[dead_cols:]
+    counts = rng.integers(1, per_row + 1, size=n1)
+    counts[rng.choice(n1, dead_rows, replace=False)] = 0
+    indices = np.concatenate([rng.choice(allowed, min(c, len(allowed)), replace=False) for c in counts])
+    indptr = np.concatenate([[0], np.cumsum(np.minimum(counts, len(allowed)))])
+    return sp.csr_matrix((scale * rng.normal(size=len(indices)), indices, indptr), shape=(n1, n2))
+
+
+def _hub_support(n, k, *, seed):
+    """Every row's top-k cosine similarities between two clustered point clouds: uniform rows, hub columns, and
+    five dead columns."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(5, 8))
+    x1, x2 = (centres[rng.integers(0, 5, n)] + 0.5 * rng.normal(size=(n, 8)) for _ in range(2))
+    x1, x2 = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (x1, x2))
+    S = x1 @ x2.T
+    S[:, -5:] -= 10.0  # five columns nobody proposes
+    top = np.argsort(-S, axis=1)[:, :k]
+    rows = np.repeat(np.arange(n), k)
+    return sp.csr_matrix((S[rows, top.ravel()], (rows, top.ravel())), shape=(n, n))
+
+
+def _compare(S, **kwargs):
+    """Run both implementations; return (max abs difference, torch info, numpy info)."""
+    new_info, old_info = {}, {}
+    new = sinkhorn_sparse(S, **kwargs, info=new_info)
+    old = _sinkhorn_sparse_numpy(S, **kwargs, info=old_info)
+    assert new.shape == old.shape
+    np.testing.assert_array_equal(new.indptr, old.indptr)  # same stored entries, row by row
+    return float(abs(new - old).max()), new_info, old_info
+
+
+SUPPORTS = {
+    "square": dict(n1=60, n2=60, per_row=12, seed=0),
+    "wide, dead rows and columns": dict(n1=40, n2=90, per_row=15, seed=1, dead_rows=6, dead_cols=20),
+    "tall, dead rows and columns": dict(n1=120, n2=35, per_row=6, seed=2, dead_rows=10, dead_cols=5),
+    "one candidate per row at most": dict(n1=30, n2=50, per_row=1, seed=3, dead_rows=3),
+    "dense-ish rows": dict(n1=25, n2=40, per_row=40, seed=4, scale=0.3),
+}
+
+
+@pytest.mark.parametrize("name", list(SUPPORTS))
+@pytest.mark.parametrize("temperature", [0.03, 0.2, 1.0])
+def test_equals_numpy_implementation(name, temperature):
+    S = _support(**SUPPORTS[name])
+    diff, new_info, old_info = _compare(S, temperature=temperature)
+    assert diff < 1e-6
+    assert new_info["n_iter"] == old_info["n_iter"]
+    assert new_info["marginal_error"] == pytest.approx(old_info["marginal_error"], rel=1e-6, abs=1e-15)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_equals_numpy_on_a_hub_support(seed):
+    # uniform rows (the row block is the CSR data itself) and hub columns (column block plus overflow)
+    S = _hub_support(300, 15, seed=seed)
+    col_counts = np.bincount(S.indices, minlength=300)
+    assert col_counts.max() > 3 * np.median(col_counts) and (col_counts == 0).any()
+    diff, new_info, old_info = _compare(S, temperature=0.05, tol=1e-9, n_iter=500)
+    assert diff < 1e-6
+    assert new_info["n_iter"] == old_info["n_iter"]
+
+
+def test_equals_numpy_on_real_cite_protein_neighbours(cite_path):
+    # ADT profiles of the CITE-seq starter: donor s1d1 cells propose their 20 most similar s1d2 cells
+    with warnings.catch_warnings(), md.set_options(pull_on_update=False):
+        warnings.simplefilter("ignore")
+        adt = md.read_h5mu(cite_path)["adt"]
+    X = np.log1p(np.asarray(adt.X.todense() if sp.issparse(adt.X) else adt.X, dtype=np.float64))
+    X = (X - X.mean(0)) / (X.std(0) + 1e-8)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    batch = adt.obs["batch"].to_numpy()
+    A, B = X[batch == "s1d1"], X[batch == "s1d2"]
+    sim = A @ B.T
+    top = np.argsort(-sim, axis=1)[:, :20]
+    rows = np.repeat(np.arange(len(A)), 20)
+    S = sp.csr_matrix((sim[rows, top.ravel()], (rows, top.ravel())), shape=sim.shape)
+    for temperature in (0.03, 0.1):
+        diff, new_info, old_info = _compare(S, temperature=temperature)
+        assert diff < 1e-6
+        assert new_info["n_iter"] == old_info["n_iter"]
+
+
+@pytest.mark.parametrize(("n1", "n2", "tau"), [(30, 25, 0.3), (20, 45, 0.1), (40, 40, 1.0)])
+def test_full_support_equals_pot(n1, n2, tau):
+    S = np.random.default_rng(n1 + n2).normal(size=(n1, n2))
+    a, b = np.full(n1, 1 / n1), np.full(n2, 1 / n2)
+    plan = ot.sinkhorn(a, b, -S, reg=tau, method="sinkhorn_log", numItermax=20000, stopThr=1e-13)
+    expected = plan / plan.sum(1, keepdims=True)
+    info = {}
+    ours = sinkhorn_sparse(sp.csr_matrix(S), temperature=tau, n_iter=20000, tol=1e-12, info=info)
+    assert info["converged"]
+    np.testing.assert_allclose(ours.toarray(), expected, atol=1e-7)
+    reference = _sinkhorn_sparse_numpy(sp.csr_matrix(S), temperature=tau, n_iter=20000, tol=1e-12)
+    assert abs(ours - reference).max() < 1e-6
+
+
+def test_dead_rows_and_columns():
+    S = _support(50, 70, per_row=10, seed=5, dead_rows=7, dead_cols=15)
+    P = sinkhorn_sparse(S, temperature=0.1, n_iter=5000, tol=1e-10)
+    live_rows = np.diff(S.indptr) > 0
+    row_sums = np.asarray(P.sum(1)).ravel()
+    np.testing.assert_allclose(row_sums[live_rows], 1.0)
+    assert (row_sums[~live_rows] == 0).all()
+    col_mass = np.asarray(P.sum(0)).ravel()
+    assert (col_mass[np.bincount(S.indices, minlength=70) == 0] == 0).all()
+    # only the support is used
+    assert set(zip(*P.nonzero(), strict=True)) <= set(zip(*S.nonzero(), strict=True))
+
+
+def test_info_and_stopping_rule():
+    S = _support(80, 60, per_row=20, seed=6)
+    info = {}
+    sinkhorn_sparse(S, temperature=0.5, tol=1e-6, info=info)
+    assert info["converged"] and 0 < info["n_iter"] < 200
+    assert info["marginal_error"] < 1e-6 / 80
+    # one fewer iteration is not enough: the rule stops at the first iteration that meets it
+    short = {}
+    sinkhorn_sparse(S, temperature=0.5, tol=1e-6, n_iter=info["n_iter"] - 1, info=short)
+    assert not short["converged"] and short["marginal_error"] >= 1e-6 / 80
+    capped = {}
+    sinkhorn_sparse(S, temperature=0.01, n_iter=3, info=capped)
+    assert capped == {"n_iter": 3, "marginal_error": capped["marginal_error"], "converged": False}
+
+
+def test_no_iteration_is_the_row_softmax():
+    S = _support(20, 30, per_row=8, seed=7)
+    info = {}
+    P = sinkhorn_sparse(S, temperature=0.2, n_iter=0, info=info)
+    assert info["n_iter"] == 0 and np.isnan(info["marginal_error"]) and not info["converged"]
+    np.testing.assert_allclose(P.toarray(), _matching.row_softmax(S, temperature=0.2).toarray(), atol=1e-12)
+
+
+def test_empty_support():
+    P = sinkhorn_sparse(sp.csr_matrix((4, 3)), temperature=0.1)
+    assert P.shape == (4, 3) and P.nnz == 0
+
+
+def test_minus_inf_similarities_leave_the_support():
+    S = _support(30, 30, per_row=8, seed=8)
+    with_inf = S.copy()
+    with_inf.data[::5] = -np.inf
+    # a row whose every candidate is -inf becomes a row without support
+    with_inf.data[with_inf.indptr[0] : with_inf.indptr[1]] = -np.inf
+    P = sinkhorn_sparse(with_inf, temperature=0.1)
+    expected = sinkhorn_sparse(_matching._drop_entries(S, np.isneginf(with_inf.data)), temperature=0.1)
+    assert P.shape == expected.shape and abs(P - expected).max() == 0
+    assert P[0].nnz == 0 and np.isfinite(P.data).all()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_rejects_nan_and_plus_inf(bad):
+    S = _support(10, 10, per_row=3, seed=9)
+    S.data[2] = bad
+    with pytest.raises(ValueError, match="NaN or \\+inf"):
+        sinkhorn_sparse(S, temperature=0.1)
+
+
+def test_rejects_non_positive_temperature():
+    with pytest.raises(ValueError, match="`temperature` must be > 0"):
+        sinkhorn_sparse(_support(5, 5, per_row=2, seed=0), temperature=0.0)
+
+
+@pytest.mark.parametrize("piece_cost", [0.0, 8.0, 1e9])
+def test_segment_logsumexp_layouts_equal_a_naive_one(piece_cost, monkeypatch):
+    # cost 0: the first block is as narrow as the shortest segment and the rest is cut into one-entry pieces;
+    # 1e9: no pieces, the first block is as wide as the longest segment
+    monkeypatch.setattr(_SegmentLogSumExp, "PIECE_COST", piece_cost)
+    rng = np.random.default_rng(10)
+    n_pot = 25
+    lengths = rng.integers(1, 60, size=40)
+    lengths[[3, 17]] = 0
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    index = rng.integers(0, n_pot, size=indptr[-1])
+    logk = 20 * rng.normal(size=indptr[-1])
+    pot = 20 * rng.normal(size=n_pot)
+    lse = _SegmentLogSumExp(
+        torch.from_numpy(indptr), torch.from_numpy(index), torch.from_numpy(logk), n_potentials=n_pot
+    )
+    np.testing.assert_array_equal(lse.live.numpy(), np.flatnonzero(lengths))
+    got = lse(torch.from_numpy(pot)).numpy()
+    values = (logk + pot[index]) * np.log(2.0)
+    expected = [logsumexp(values[indptr[s] : indptr[s + 1]]) / np.log(2.0) for s in np.flatnonzero(lengths)]
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-12)
+    if piece_cost == 0.0:
+        assert lse.width == lengths[lengths > 0].min() and lse.piece_width == 1
+        assert lse.n_pieces == (lengths[lengths > 0] - lse.width).sum()
+    if piece_cost == 8.0:
+        assert lse.n_pieces > 0 and lse.piece_width > 1
+    if piece_cost == 1e9:
+        assert lse.width == lengths.max() and lse.n_pieces == 0
+
+
+def test_uniform_segments_use_the_data_as_the_block():
+    logk = torch.arange(12, dtype=torch.float64)
+    lse = _SegmentLogSumExp(torch.tensor([0, 4, 8, 8, 12]), torch.zeros(12, dtype=torch.int64), logk, n_potentials=1)
+    assert lse.width == 4 and lse.n_pieces == 0 and lse.logk.data_ptr() == logk.data_ptr()
+    expected = [np.log2(np.sum(2.0 ** np.arange(4 * s, 4 * s + 4))) for s in range(3)]
+    np.testing.assert_allclose(lse(torch.zeros(1, dtype=torch.float64)).numpy(), expected, rtol=1e-14)
+
+
+@pytest.mark.parametrize("piece_cost", [0.0, 1e9])
+def test_sinkhorn_does_not_depend_on_the_layout(piece_cost, monkeypatch):
+    S = _hub_support(200, 12, seed=3)
+    expected = sinkhorn_sparse(S, temperature=0.05)
+    monkeypatch.setattr(_SegmentLogSumExp, "PIECE_COST", piece_cost)
+    assert abs(sinkhorn_sparse(S, temperature=0.05) - expected).max() < 1e-12
+
+
+def test_block_widths_hand_computed():
+    lengths = torch.tensor([1, 2, 2, 10])
+    # (width 2, pieces of 8): 4 * 2 slots + one piece of the length-10 segment at 8 + 8 = 24; (10, -): 40;
+    # (1, 4): 4 + 5 pieces * 12 = 64
+    assert _block_widths(lengths, piece_cost=8.0) == (2, 8)
+    assert _block_widths(lengths, piece_cost=0.0) == (1, 1)  # no padding at all: 15 slots
+    assert _block_widths(lengths, piece_cost=1e9) == (10, 1)
+    assert _block_widths(torch.tensor([5, 5, 5]), piece_cost=8.0) == (5, 1)
+    assert _block_widths(torch.zeros(0, dtype=torch.int64), piece_cost=8.0) == (1, 1)
