@@ -62,6 +62,15 @@ def test_writes_documented_keys(toy):
     assert scores["match_score"] > 0.1  # chance is 0.01
 
 
+def test_sparse_sinkhorn_reports_how_it_ended(toy):
+    # 20 candidates of 100 columns: the sparse solver runs (a full support small enough goes to POT's dense one)
+    scm.tl.match_modalities(toy, reference="is_reference", model=MatchModel(**FAST, n_candidates=20), top_k=20)
+    solver = toy.uns["match"]["matching_solver"]
+    assert 1 <= solver["sinkhorn_iterations"] <= 200
+    assert solver["sinkhorn_converged"] == (solver["sinkhorn_iterations"] < 200)
+    assert 0 <= solver["sinkhorn_marginal_error"] < 1
+
+
 def test_same_seed_identical_obsp(toy_pairs):
     out = []
     for _ in range(2):

@@ -378,9 +378,15 @@ def keep_top_k(P: sp.csr_matrix, *, top_k: int) -> sp.csr_matrix:
 
 
 def match_block(
-    sim: sp.csr_matrix, *, matching: str, temperature: float, top_k: int, dense_limit: int = 4_000_000
+    sim: sp.csr_matrix,
+    *,
+    matching: str,
+    temperature: float,
+    top_k: int,
+    dense_limit: int = 4_000_000,
+    info: dict | None = None,
 ) -> sp.csr_matrix:
-    """Probabilities for one block (one batch) of candidate similarities."""
+    """Probabilities for one block (one batch) of candidate similarities; ``info`` gets the sparse Sinkhorn's."""
     if matching not in MATCHINGS:
         raise ValueError(f"Unknown matching {matching!r}; use one of {MATCHINGS}.")
     sim = sp.csr_matrix(sim)
@@ -391,7 +397,7 @@ def match_block(
     elif full and n1 * n2 <= dense_limit:
         P = sp.csr_matrix(sinkhorn_dense(sim.toarray(), temperature=temperature))
     else:
-        P = sinkhorn_sparse(sim, temperature=temperature)
+        P = sinkhorn_sparse(sim, temperature=temperature, info=info)
     if matching == "assignment":
         P = assignment(sim, fallback=P)
     return keep_top_k(P, top_k=top_k)

@@ -423,6 +423,7 @@ class MatchModel:
         top_k: int = 100,
         feature_names1: Sequence[str] | None = None,
         feature_names2: Sequence[str] | None = None,
+        info: dict | None = None,
     ) -> sp.csr_matrix:
         """Match probabilities of mod1 cells (rows) to mod2 cells (columns).
 
@@ -440,6 +441,9 @@ class MatchModel:
             Non-zeros kept per row (the challenge allows at most 1000).
         feature_names1, feature_names2
             Optional feature names, checked against those given to :meth:`fit`.
+        info
+            A dict to fill with how the sparse Sinkhorn ended: ``sinkhorn_iterations`` and
+            ``sinkhorn_marginal_error`` (the largest over batches) and ``sinkhorn_converged`` (all batches).
 
         Returns
         -------
@@ -471,8 +475,14 @@ class MatchModel:
                 n_candidates=n_cand,
                 device=device,
             )
-            P = match_block(sim, matching=matching, temperature=tau, top_k=top_k).tocoo()
+            block_info: dict = {}
+            P = match_block(sim, matching=matching, temperature=tau, top_k=top_k, info=block_info).tocoo()
             blocks.append((rows[P.row], cols[P.col], P.data))
+            if info is not None and block_info:
+                info["sinkhorn_iterations"] = max(info.get("sinkhorn_iterations", 0), int(block_info["n_iter"]))
+                error = float(block_info["marginal_error"])
+                info["sinkhorn_marginal_error"] = max(info.get("sinkhorn_marginal_error", 0.0), error)
+                info["sinkhorn_converged"] = info.get("sinkhorn_converged", True) and bool(block_info["converged"])
         r, c, v = (np.concatenate(parts) for parts in zip(*blocks, strict=True))
         return sp.csr_matrix((v, (r, c)), shape=(X1.shape[0], X2.shape[0]))
 

@@ -116,10 +116,11 @@ def match_modalities(
       sums to one.
     - ``mdata[mod1].obsm[f"X_{key_added}"]`` and ``mdata[mod2].obsm[f"X_{key_added}"]``: unit-length
       embeddings of every cell in the joint space (``i0`` and ``c0``).
-    - ``mdata.uns[key_added]``: ``params``, ``probabilities_key``, ``embedding_key``, ``query`` (counts of
-      matched cells), ``n_reference``, ``temperature``, ``history`` (epoch, train_loss, val_score,
-      best_epoch), ``fingerprints`` (modality -> fingerprint of the preprocessing the model was trained on, for
-      recipe outputs) and ``projected_by_model`` (modalities whose counts the model projected).
+    - ``mdata.uns[key_added]``: ``params``, ``probabilities_key``, ``embedding_key``, ``query`` (counts of matched
+      cells), ``n_reference``, ``temperature``, ``history`` (epoch, train_loss, val_score, best_epoch),
+      ``matching_solver`` (for the sparse Sinkhorn: ``sinkhorn_iterations``, ``sinkhorn_marginal_error``,
+      ``sinkhorn_converged``), ``fingerprints`` (modality -> fingerprint of the preprocessing the model was
+      trained on, for recipe outputs) and ``projected_by_model`` (modalities whose counts the model projected).
     - for those modalities, what ``recipe_*(mdata, reference=model)`` writes: ``.layers['counts']``, ``.X``,
       ``.obsm[rep]``, loadings and ``.uns['scmatch_recipe']``.
 
@@ -153,6 +154,7 @@ def match_modalities(
     else:
         logger.info("using the fitted model as given; no training")
     qmask1, qmask2 = _query_masks(mdata, mod1, mod2, reference)
+    solver: dict = {}
     P_query = model.predict_proba(
         plan.query1,
         plan.query2,
@@ -162,6 +164,7 @@ def match_modalities(
         top_k=top_k,
         feature_names1=plan.names1,
         feature_names2=plan.names2,
+        info=solver,
     )
     emb1 = model.transform(plan.full1, modality=1, feature_names=plan.names1)
     emb2 = model.transform(plan.full2, modality=2, feature_names=plan.names2)
@@ -197,6 +200,7 @@ def match_modalities(
         "n_reference": plan.n_ref,
         "query": {"n_mod1": int(qmask1.sum()), "n_mod2": int(qmask2.sum())},
         "temperature": dict(model.temperature_),
+        "matching_solver": solver,
         "history": {k: np.asarray(v) for k, v in model.history_.items()},
     }
     return target if copy else None
