@@ -69,6 +69,12 @@ METHODS: dict[str, dict] = {
         "predict": {"matching": "sinkhorn", "top_k": 1000},
     },
 }
+# the cross term in training: every in-batch pair (the design's form) against the default 16 candidates per row
+METHODS["scmatch_fullcross"] = {
+    "cls": "scmatch.model:MatchModel",
+    "model": {"cross_candidates": None, "progress_bar": False},
+    "predict": {"matching": "sinkhorn", "top_k": 1000},
+}
 # the distance losses, like for like: Wasserstein-1 and Euclidean, triplet and InfoNCE/contrastive forms
 for _loss in ("winfonce", "wtriplet", "etriplet", "wcontrastive", "econtrastive"):
     METHODS[f"scmatch_{_loss}"] = {

@@ -99,6 +99,17 @@ class MatchModel:
         ``coreset="random", coreset_every=1`` (a fresh subset each epoch) scored best of the subset options.
     coreset_fraction, coreset_every
         Share of the training pairs in the coreset, and epochs between re-selections.
+    max_steps
+        Training budget in optimizer steps: at most ``min(epochs, ceil(max_steps / steps_per_epoch))`` epochs
+        (``None``: ``epochs``). References up to ``max_steps * batch_size / epochs`` pairs (2,560 with the
+        defaults) are unaffected; above that the number of steps, and so the training time, stops growing with
+        the reference (about a minute per 4,000 steps on one CPU core with the defaults). The warm-up shrinks
+        with the budget, to a quarter of it at most.
+    cross_candidates
+        In training, the cross term of each minibatch row is computed only for its ``cross_candidates`` best
+        columns by ``i0 . c0`` (and its partner), as matching re-ranks only each cell's best candidates; the other
+        columns of the row get the row's smallest computed cross value. ``None`` scores every in-batch pair (the
+        design's original form; about 5x slower per epoch with ``alpha=1``). See benchmarks/README.md.
 
     Notes
     -----
@@ -149,6 +160,8 @@ class MatchModel:
         coreset: str | None = None,
         coreset_fraction: float = 0.3,
         coreset_every: int = 5,
+        cross_candidates: int | None = 16,
+        max_steps: int | None = 4000,
     ) -> None:
         if loss not in LOSSES:
             raise ValueError(f"Unknown loss {loss!r}; use one of {LOSSES}.")
@@ -180,6 +193,9 @@ class MatchModel:
             positive={"lr": lr, "temperature": temperature},
             non_negative={"margin": margin, "noise": noise, "weight_decay": weight_decay},
         )
+        optional = {"cross_candidates": cross_candidates, "max_steps": max_steps}
+        optional = {name: value for name, value in optional.items() if value is not None}
+        _check_numbers(counts=optional, counts_or_zero={}, positive={}, non_negative={})
         if not 0 <= dropout < 1:
             raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}.")
         if d_model % n_heads:
@@ -208,6 +224,8 @@ class MatchModel:
             coreset=coreset,
             coreset_fraction=coreset_fraction,
             coreset_every=coreset_every,
+            cross_candidates=cross_candidates,
+            max_steps=max_steps,
         )
         self.validation_fraction = validation_fraction
         self.calibration = calibration

@@ -193,13 +193,37 @@ class CrossAttentionMatcher(nn.Module):
         c1 = F.normalize(base2 + w2 @ v1, dim=-1)
         return (i1 * c1).sum(-1)
 
-    def batch_similarity(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
-        """Similarity matrix S (B1 x B2) of all pairs between two batches of cells."""
+    def batch_similarity(self, x1: torch.Tensor, x2: torch.Tensor, *, n_cross: int | None = None) -> torch.Tensor:
+        """Similarity matrix S (B1 x B2) of all pairs between two batches of cells (see :meth:`cross_term`)."""
         tok1, tok2 = self.tokens(x1, 1), self.tokens(x2, 2)
         sim = self.embed(tok1, 1) @ self.embed(tok2, 2).T
         if self.alpha:
-            sim = sim + self.alpha * self.cross_similarity(tok1, tok2)
+            sim = sim + self.alpha * self.cross_term(tok1, tok2, sim, n_cross=n_cross)
         return sim
+
+    def cross_term(
+        self, tok1: torch.Tensor, tok2: torch.Tensor, base: torch.Tensor, *, n_cross: int | None = None
+    ) -> torch.Tensor:
+        """The cross term ``i1 . c1`` of two batches (B1 x B2), for every pair or for each row's best candidates.
+
+        With ``n_cross=None`` (or at least B2) every pair is computed. Otherwise, as when matching, only each
+        row's ``n_cross`` best columns by ``base`` (the self-attention similarity, not differentiated) get the
+        cross term, plus the row's own partner when the batches are paired (square); every other entry of the
+        row gets the smallest cross value computed in that row (a constant, without gradient), so the columns
+        left out are neither favoured nor trained. This costs O(B1 * n_cross) cross terms instead of O(B1 * B2).
+        """
+        b1, b2 = base.shape
+        if n_cross is None or n_cross >= b2:
+            return self.cross_similarity(tok1, tok2)
+        with torch.no_grad():
+            score = base.detach().clone()
+            if b1 == b2:  # a training minibatch: row i's partner is column i
+                score.diagonal().fill_(float("inf"))
+            idx = torch.topk(score, n_cross, dim=1).indices
+        proj2 = self.cross_projections(tok2, 2)
+        cross = self.candidate_cross_similarity(self.cross_projections(tok1, 1), tuple(t[idx] for t in proj2))
+        fill = cross.detach().amin(dim=1, keepdim=True).expand(b1, b2)
+        return fill.scatter(1, idx, cross)
 
 
 def _mean_softmax(scores: torch.Tensor) -> torch.Tensor:

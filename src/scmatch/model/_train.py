@@ -51,15 +51,20 @@ class TrainConfig:
     coreset: str | None = None
     coreset_fraction: float = 0.3
     coreset_every: int = 5
+    cross_candidates: int | None = 16
+    max_steps: int | None = 4000
 
     @property
     def metric(self) -> str:
         """Metric of the joint space: ``"cosine"``, ``"euclidean"`` or ``"wasserstein"``."""
         return LOSS_METRIC[self.loss]
 
-    def similarity(self, module: CrossAttentionMatcher, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
-        """In-batch similarity under this configuration's metric."""
-        return metric_similarity(module, x1, x2, metric=self.metric, temperature=self.hist_temperature)
+    def similarity(
+        self, module: CrossAttentionMatcher, x1: torch.Tensor, x2: torch.Tensor, *, training: bool = False
+    ) -> torch.Tensor:
+        """In-batch similarity under this configuration's metric; in training, the cross term only on candidates."""
+        n_cross = self.cross_candidates if training else None
+        return metric_similarity(module, x1, x2, metric=self.metric, temperature=self.hist_temperature, n_cross=n_cross)
 
 
 @dataclass
@@ -76,6 +81,8 @@ class History:
     seconds: list[float] = field(default_factory=list)
     val_seconds: list[float] = field(default_factory=list)
     best_epoch: int = -1
+    epoch_budget: int = -1
+    steps_per_epoch: int = -1
 
     def as_dict(self) -> dict:
         """Plain-dict form, as stored in ``.uns`` and in saved models."""
@@ -86,6 +93,8 @@ class History:
             "seconds": list(self.seconds),
             "val_seconds": list(self.val_seconds),
             "best_epoch": int(self.best_epoch),
+            "epoch_budget": int(self.epoch_budget),
+            "steps_per_epoch": int(self.steps_per_epoch),
         }
 
 
@@ -142,7 +151,7 @@ class _PairLoss(torch.nn.Module):
         self.module, self.cfg = module, cfg
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, warm: bool, weight: torch.Tensor | None) -> torch.Tensor:
-        return _loss(self.cfg.similarity(self.module, x1, x2), self.cfg, warm=warm, weight=weight)
+        return _loss(self.cfg.similarity(self.module, x1, x2, training=True), self.cfg, warm=warm, weight=weight)
 
 
 def _candidate_mrr(module: CrossAttentionMatcher, X1, X2, device: torch.device, cfg: TrainConfig) -> float:
@@ -219,8 +228,10 @@ def train(
         logger.info("data-parallel training: process %d of %d", rank, world)
     optimizer = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history = History()
+    epochs, warmup_epochs = _budget(cfg, n_steps=max(1, (n_epoch // batch_size) // world))
+    history.epoch_budget, history.steps_per_epoch = epochs, max(1, (n_epoch // batch_size) // world)
     best_score, best_state, since_best = -np.inf, None, 0
-    bar = tqdm(range(cfg.epochs), desc="training", unit="epoch", disable=not progress_bar, leave=False)
+    bar = tqdm(range(epochs), desc="training", unit="epoch", disable=not progress_bar, leave=False)
     for epoch in bar:
         started = time.perf_counter()
         if cfg.coreset is not None and epoch % max(1, cfg.coreset_every) == 0:
@@ -244,7 +255,7 @@ def train(
             else:
                 w = None if sample_weight is None else sample_weight[idx]
             weight = None if w is None else torch.as_tensor(w, dtype=torch.float32, device=device)
-            loss = step_loss(x1, x2, epoch < cfg.warmup_epochs, weight)
+            loss = step_loss(x1, x2, epoch < warmup_epochs, weight)
             if not torch.isfinite(loss):
                 raise TrainingDivergedError(
                     f"Training diverged: the loss became {loss.item()} at epoch {epoch}. "
@@ -265,10 +276,10 @@ def train(
             history.val_seconds.append(time.perf_counter() - started)
             bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}", val=f"{score:.3f}")
             # early stopping only counts once the warm-up is over
-            if epoch >= cfg.warmup_epochs and score > best_score:
+            if epoch >= warmup_epochs and score > best_score:
                 best_score, best_state, since_best = score, copy.deepcopy(module.state_dict()), 0
                 history.best_epoch = epoch
-            elif epoch >= cfg.warmup_epochs:
+            elif epoch >= warmup_epochs:
                 since_best += 1
                 if since_best >= cfg.patience:
                     logger.info("early stopping at epoch %d (best %d)", epoch, history.best_epoch)
@@ -283,6 +294,21 @@ def train(
         history.best_epoch = history.epoch[-1]
     module.eval()
     return history
+
+
+def _budget(cfg: TrainConfig, *, n_steps: int) -> tuple[int, int]:
+    """Epochs to run and warm-up epochs, given ``n_steps`` optimizer steps per epoch.
+
+    ``cfg.max_steps`` caps the total number of steps, so a larger reference takes more steps per epoch but not
+    more steps overall: the epoch budget is ``min(epochs, ceil(max_steps / n_steps))``. When the cap binds, the
+    warm-up shrinks with it (to a quarter of the budget at most) so that early stopping and the hardest-negative
+    triplet still get their share of the epochs.
+    """
+    epochs = cfg.epochs
+    if cfg.max_steps is not None:
+        epochs = min(epochs, max(1, -(-cfg.max_steps // n_steps)))
+    warmup = cfg.warmup_epochs if epochs == cfg.epochs else min(cfg.warmup_epochs, epochs // 4)
+    return epochs, warmup
 
 
 def _coreset(module, X1, X2, cfg: TrainConfig, rng, device, sample_weight, *, first: bool):

@@ -83,19 +83,22 @@ def w1_numpy(x: np.ndarray, y: np.ndarray, *, temperature: float = HIST_TEMPERAT
         return w1_pairwise(x64, y64, temperature=temperature).numpy()
 
 
-def metric_similarity(module, x1: torch.Tensor, x2: torch.Tensor, *, metric: str, temperature: float) -> torch.Tensor:
+def metric_similarity(
+    module, x1: torch.Tensor, x2: torch.Tensor, *, metric: str, temperature: float, n_cross: int | None = None
+) -> torch.Tensor:
     """In-batch similarity (B1 x B2) of a :class:`CrossAttentionMatcher` under ``metric``.
 
     ``"cosine"`` is the module's own ``i0 . c0 + alpha * i1 . c1``; a distance metric gives
     ``-d(i0, c0) + alpha * i1 . c1``, so that ``-sim`` is the distance the distance losses see (up to the cross
-    term) and the rest of the pipeline (softmax, Sinkhorn, calibration) keeps working on a similarity.
+    term) and the rest of the pipeline (softmax, Sinkhorn, calibration) keeps working on a similarity. ``n_cross``
+    restricts the cross term to each row's best candidates (see ``CrossAttentionMatcher.cross_term``).
     """
     if metric == "cosine":
-        return module.batch_similarity(x1, x2)
+        return module.batch_similarity(x1, x2, n_cross=n_cross)
     tok1, tok2 = module.tokens(x1, 1), module.tokens(x2, 2)
     sim = -pairwise_distance(module.embed(tok1, 1), module.embed(tok2, 2), metric=metric, temperature=temperature)
     if module.alpha:
-        sim = sim + module.alpha * module.cross_similarity(tok1, tok2)
+        sim = sim + module.alpha * module.cross_term(tok1, tok2, sim, n_cross=n_cross)
     return sim
 
 
