@@ -75,6 +75,11 @@ METHODS["scmatch_fullcross"] = {
     "model": {"cross_candidates": None, "progress_bar": False},
     "predict": {"matching": "sinkhorn", "top_k": 1000},
 }
+METHODS["scmatch_cross32"] = {
+    "cls": "scmatch.model:MatchModel",
+    "model": {"cross_candidates": 32, "progress_bar": False},
+    "predict": {"matching": "sinkhorn", "top_k": 1000},
+}
 # the distance losses, like for like: Wasserstein-1 and Euclidean, triplet and InfoNCE/contrastive forms
 for _loss in ("winfonce", "wtriplet", "etriplet", "wcontrastive", "econtrastive"):
     METHODS[f"scmatch_{_loss}"] = {
