@@ -86,9 +86,23 @@ COLUMNS = {
         ("epochs_run", "epochs", ".0f", None),
         ("coreset_fraction", "fraction", ".1f", None),
     ],
+    "peers": [
+        ("match_score", "match score", ".4f", "max"),
+        ("top1", "top-1", ".3f", "max"),
+        ("top5", "top-5", ".3f", "max"),
+        ("top10", "top-10", ".3f", "max"),
+        ("foscttm", "FOSCTTM ↓", ".3f", "min"),
+        ("celltype_mass", "cell-type mass", ".3f", "max"),
+        ("fit_seconds", "fit s", ".2f", None),
+        ("cold_fit_seconds", "cold fit s", ".1f", None),
+        ("match_seconds", "match s", ".2f", None),
+        ("peak_rss_mb", "peak RSS MB", ".0f", None),
+    ],
 }
+COLUMNS["cross_term"] = [c for c in COLUMNS["matching"] if c[0] not in ("peak_rss_mb", "peak_rss_delta_mb")]
 # tables whose rows are method x a record field: the row shows "method/value" (e.g. scmatch/mapping)
 METHOD_SUFFIX = {"mapping": "preprocessing"}
+DASH_MISSING = {"peers"}  # tables that show a dash, not nan, where a row's records lack a column
 SKIP = {"seed", "n_train", "n_test", "n_cores", "torch_threads", "max_nnz_per_row", "git_dirty"}
 DATASET_ORDER = ["cite", "multiome", "totalvi", "snareseq", "challenge_cite", "challenge_multiome", "simulated"]
 DATASET_ORDER += [f"simulated_{n}" for n in (1000, 10000, 50000, 100000)]
@@ -144,7 +158,12 @@ def _cell(values: list[float], fmt: str) -> tuple[float, str]:
 
 
 def table(name: str, records: list[dict]) -> str:
-    """Markdown table, mean ± sd over seeds per dataset x method, best mean per dataset in bold."""
+    """Markdown table, mean ± sd over seeds per dataset x method, best mean per dataset in bold.
+
+    Records with an ``error`` field (a run that failed or does not apply) are listed under the table instead.
+    """
+    failed = [r for r in records if "error" in r]
+    records = [r for r in records if "error" not in r]
     cols = _columns(name, records)
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     suffix = METHOD_SUFFIX.get(name)
@@ -155,6 +174,11 @@ def table(name: str, records: list[dict]) -> str:
     rows: dict[tuple[str, str], list[tuple[float, str]]] = {}
     for key in keys:
         rows[key] = [_cell([r[c[0]] for r in groups[key] if c[0] in r] or [np.nan], c[2]) for c in cols]
+        if name in DASH_MISSING:  # a field no record of the row has (e.g. cold fit for scmatch): a dash
+            rows[key] = [
+                (m, "\N{EN DASH}") if not any(c[0] in r for r in groups[key]) else (m, t)
+                for (m, t), c in zip(rows[key], cols, strict=True)
+            ]
     best: dict[tuple[str, int], float] = {}
     for (dataset, _), cells in rows.items():
         for j, (_, _, _, better) in enumerate(cols):
@@ -171,6 +195,15 @@ def table(name: str, records: list[dict]) -> str:
             for j, (mean, text) in enumerate(rows[key])
         ]
         lines.append("| " + " | ".join([key[0], key[1], sizes, str(len(recs)), *cells]) + " |")
+    if failed:
+        runs: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+        for r in failed:
+            key = (r.get("dataset", "?"), r.get("method", "?"), str(r["error"]).splitlines()[0])
+            runs[key].append(str(r.get("seed")))
+        lines += ["", "Runs that failed or do not apply (no row above):", ""]
+        for (dataset, method, error), seeds in sorted(runs.items()):
+            lines.append(f"- {dataset} / {method} (seeds {', '.join(sorted(seeds))}): {error}")
+    records = records + failed
     commands = sorted({r["command"] for r in records if r.get("command")})
     commits = sorted({(r.get("git_commit") or "?")[:10] + ("+dirty" if r.get("git_dirty") else "") for r in records})
     cores = sorted({str(r["n_cores"]) for r in records if "n_cores" in r})

@@ -160,7 +160,7 @@ class MatchModel:
         coreset: str | None = None,
         coreset_fraction: float = 0.3,
         coreset_every: int = 5,
-        cross_candidates: int | None = 16,
+        cross_candidates: int | None = 32,
         max_steps: int | None = 4000,
     ) -> None:
         if loss not in LOSSES:
