@@ -220,8 +220,13 @@ class CrossAttentionMatcher(nn.Module):
             if b1 == b2:  # a training minibatch: row i's partner is column i
                 score.diagonal().fill_(float("inf"))
             idx = torch.topk(score, n_cross, dim=1).indices
-        proj2 = self.cross_projections(tok2, 2)
-        cross = self.candidate_cross_similarity(self.cross_projections(tok1, 1), tuple(t[idx] for t in proj2))
+        # index_select, not t[idx]: its backward (index_add_) sums in a fixed order, where advanced indexing's
+        # (index_put_ with accumulate) gave run-to-run differences once another OpenMP runtime (numba's) was loaded
+        flat = idx.reshape(-1)
+        gathered = tuple(
+            t.index_select(0, flat).view(*idx.shape, *t.shape[1:]) for t in self.cross_projections(tok2, 2)
+        )
+        cross = self.candidate_cross_similarity(self.cross_projections(tok1, 1), gathered)
         fill = cross.detach().amin(dim=1, keepdim=True).expand(b1, b2)
         return fill.scatter(1, idx, cross)
 
