@@ -25,11 +25,11 @@ def _failing_second_batch(monkeypatch, outcome):
     calls = []
     original = CrossAttentionMatcher.batch_similarity
 
-    def step(self, x1, x2):
+    def step(self, x1, x2, **kwargs):
         calls.append(x1.shape[0])
         if len(calls) == 2:
-            return outcome(original(self, x1, x2))
-        return original(self, x1, x2)
+            return outcome(original(self, x1, x2, **kwargs))
+        return original(self, x1, x2, **kwargs)
 
     monkeypatch.setattr(CrossAttentionMatcher, "batch_similarity", step)
     return calls

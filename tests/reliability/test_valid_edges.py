@@ -38,9 +38,9 @@ def test_fewer_cells_than_batch_size_same_seed_and_integer_input(monkeypatch):
     sizes = []
     original = CrossAttentionMatcher.batch_similarity
 
-    def recording(self, x1, x2):
+    def recording(self, x1, x2, **kwargs):
         sizes.append(x1.shape[0])
-        return original(self, x1, x2)
+        return original(self, x1, x2, **kwargs)
 
     monkeypatch.setattr(CrossAttentionMatcher, "batch_similarity", recording)
     x1, x2 = reps()
