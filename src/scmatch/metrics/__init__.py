@@ -9,16 +9,19 @@ from a challenge ``*_sol.h5ad`` matrix). Definitions follow BENCHMARKS.md.
 from scmatch.metrics._evaluate import evaluate
 from scmatch.metrics._format import check_challenge_format, is_challenge_format
 from scmatch.metrics._foscttm import foscttm
+from scmatch.metrics._mixing import celltype_knn_purity, modality_mixing
 from scmatch.metrics._scores import celltype_mass, match_score, top_k_accuracy
 from scmatch.metrics._truth import truth_from_solution
 
 __all__ = [
+    "celltype_knn_purity",
     "celltype_mass",
     "check_challenge_format",
     "evaluate",
     "foscttm",
     "is_challenge_format",
     "match_score",
+    "modality_mixing",
     "top_k_accuracy",
     "truth_from_solution",
 ]
