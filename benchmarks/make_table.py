@@ -99,6 +99,20 @@ COLUMNS = {
         ("peak_rss_mb", "peak RSS MB", ".0f", None),
     ],
 }
+COLUMNS["speed"] = [
+    ("match_score", "match score", ".4f", None),
+    ("end_to_end_seconds", "`tl.match_modalities` s", ".0f", None),
+    ("epochs_run", "epochs", ".0f", None),
+    ("seconds_per_epoch", "s / epoch", ".2f", None),
+    ("pairs_per_second", "pairs / s", ".0f", None),
+    ("calibration_share_of_fit", "calibration / fit", ".3f", None),
+    ("predict_seconds", "`predict_proba` s", ".2f", None),
+    ("dense_matmul_topk_seconds", "dense matmul + top-100 s", ".2f", None),
+    ("rerank_seconds", "re-rank s", ".2f", None),
+    ("sinkhorn_seconds", "Sinkhorn s", ".2f", None),
+    ("sinkhorn_iterations", "Sinkhorn iterations", ".0f", None),
+    ("predict_over_dense", "`predict_proba` / dense", ".1f", None),
+]
 COLUMNS["cross_term"] = [c for c in COLUMNS["matching"] if c[0] not in ("peak_rss_mb", "peak_rss_delta_mb")]
 # tables whose rows are method x a record field: the row shows "method/value" (e.g. scmatch/mapping)
 METHOD_SUFFIX = {"mapping": "preprocessing"}

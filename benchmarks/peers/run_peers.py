@@ -208,7 +208,14 @@ def run_one(split: MatchingSplit, extras: dict, label: str, method: str, seed: i
     }
     if method in LINKED and "link_rna_test" not in extras:
         mod2 = base["data"].get("mod2", "?")
-        return {**base, "error": f"not applicable: needs protein <-> gene links; {label} is RNA -> {mod2}"}
+        why = {
+            "atac": "peaks: linking them to genes (gene activity) needs gene coordinates, which the file lacks",
+            "atac_features": "anonymous ready-made features",
+        }.get(mod2, "no linked features")
+        return {
+            **base,
+            "error": f"not applicable: needs feature links between modalities; {label} is RNA -> {mod2} ({why})",
+        }
     with tempfile.TemporaryDirectory() as tmp:
         fin, fout = Path(tmp) / "inputs.npz", Path(tmp) / "output.npz"
         np.savez(fin, **peer_in)
