@@ -114,6 +114,8 @@ COLUMNS["speed"] = [
     ("predict_over_dense", "`predict_proba` / dense", ".1f", None),
 ]
 COLUMNS["cross_term"] = [c for c in COLUMNS["matching"] if c[0] not in ("peak_rss_mb", "peak_rss_delta_mb")]
+# result folders summarised in prose instead (their records are timings of one function, not dataset x method)
+NO_TABLE = {"sinkhorn"}
 # tables whose rows are method x a record field: the row shows "method/value" (e.g. scmatch/mapping)
 METHOD_SUFFIX = {"mapping": "preprocessing"}
 DASH_MISSING = {"peers"}  # tables that show a dash, not nan, where a row's records lack a column
@@ -165,7 +167,9 @@ def _columns(name: str, records: list[dict]) -> list[tuple[str, str, str, str | 
 
 
 def _cell(values: list[float], fmt: str) -> tuple[float, str]:
-    v = np.asarray(values, dtype=float)
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    if v.size == 0 or np.all(np.isnan(v)):  # a field this record does not have (e.g. an end-to-end-only row)
+        return float("nan"), ""
     mean = float(np.mean(v))
     sd = float(np.std(v, ddof=1)) if len(v) > 1 else float("nan")
     return mean, f"{mean:{fmt}}" + (f" ± {sd:{fmt}}" if len(v) > 1 else "")
@@ -239,7 +243,7 @@ def update_readme(name: str, body: str, readme: Path = README) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     names = (sys.argv[1:] if argv is None else argv) or sorted(
-        d.name for d in RESULTS.iterdir() if d.is_dir() and any(d.glob("*.json"))
+        d.name for d in RESULTS.iterdir() if d.is_dir() and any(d.glob("*.json")) and d.name not in NO_TABLE
     )
     for name in names:
         records = [json.loads(f.read_text()) for f in sorted((RESULTS / name).glob("*.json"))]
