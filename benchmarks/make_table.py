@@ -86,19 +86,10 @@ COLUMNS = {
         ("epochs_run", "epochs", ".0f", None),
         ("coreset_fraction", "fraction", ".1f", None),
     ],
-    "peers": [
-        ("match_score", "match score", ".4f", "max"),
-        ("top1", "top-1", ".3f", "max"),
-        ("top5", "top-5", ".3f", "max"),
-        ("top10", "top-10", ".3f", "max"),
-        ("foscttm", "FOSCTTM ↓", ".3f", "min"),
-        ("celltype_mass", "cell-type mass", ".3f", "max"),
-        ("fit_seconds", "fit s", ".2f", None),
-        ("cold_fit_seconds", "cold fit s", ".1f", None),
-        ("match_seconds", "match s", ".2f", None),
-        ("peak_rss_mb", "peak RSS MB", ".0f", None),
-    ],
 }
+# the matching columns, with the first fit of a fresh process (numba compilation) beside the fit, without Δ RSS
+COLUMNS["peers"] = [c for c in COLUMNS["matching"] if c[0] != "peak_rss_delta_mb"]
+COLUMNS["peers"].insert(7, ("cold_fit_seconds", "cold fit s", ".1f", None))
 COLUMNS["speed"] = [
     ("match_score", "match score", ".4f", None),
     ("end_to_end_seconds", "`tl.match_modalities` s", ".0f", None),

@@ -29,7 +29,6 @@ import gc
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE)]
 from _data import DATASETS, PREPROCESSINGS, REPO, MatchingSplit, load_split  # noqa: E402
+from _rss import peak_since_reset_mb, reset_peak, status_mb  # noqa: E402
 
 RESULTS = HERE / "results" / "matching"
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -89,33 +89,6 @@ for _loss in ("winfonce", "wtriplet", "etriplet", "wcontrastive", "econtrastive"
     }
 
 
-def _status_mb(field: str) -> float | None:
-    """A memory field (VmRSS, VmHWM) of /proc/self/status in MB; None where there is no /proc."""
-    try:
-        with open("/proc/self/status") as fh:
-            line = next(ln for ln in fh if ln.startswith(field + ":"))
-        return int(line.split()[1]) / 1024
-    except (OSError, StopIteration):
-        return None
-
-
-def _reset_peak() -> str:
-    """Reset the kernel's peak-RSS counter (VmHWM) so the peak covers fit + match only; say which peak is used."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return "VmHWM reset before fit"
-    except OSError:
-        return "ru_maxrss of the whole process"
-
-
-def _peak_rss_mb(source: str) -> float:
-    if source.startswith("VmHWM"):
-        return _status_mb("VmHWM")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
-
-
 def _git() -> dict:
     def out(*args: str) -> str:
         return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True).stdout
@@ -156,15 +129,15 @@ def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command:
     split = MatchingSplit.load(cache).shuffled(seed)
     data = json.loads(split.meta)
     gc.collect()
-    rss_before = _status_mb("VmRSS") or 0.0
-    peak_source = _reset_peak()
+    rss_before = status_mb("VmRSS") or 0.0
+    peak_source = reset_peak()
 
     t0 = time.perf_counter()
     model = cls(**spec["model"]).fit(split.X1_train, split.X2_train, random_state=seed)
     t1 = time.perf_counter()
     P = model.predict_proba(split.X1_test, split.X2_test, **spec["predict"])
     t2 = time.perf_counter()
-    peak = _peak_rss_mb(peak_source)
+    peak = peak_since_reset_mb(peak_source)
 
     scmatch.metrics.check_challenge_format(P)
     scores = scmatch.metrics.evaluate(P, split.truth, labels_rows=split.labels_rows, labels_cols=split.labels_cols)

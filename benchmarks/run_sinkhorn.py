@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,17 +34,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 if str(REPO / "src") not in sys.path:  # run from a source tree without an install
     sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(HERE))
+from run_scale import _git  # noqa: E402
 
 RESULTS = HERE / "results" / "sinkhorn"
-
-
-def _git() -> dict:
-    try:
-        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"], capture_output=True, text=True)
-        return {"git_commit": out.strip(), "git_dirty": bool(dirty.stdout.strip())}
-    except OSError:
-        return {"git_commit": None, "git_dirty": None}
 
 
 def knn_support(n: int, k: int, *, seed: int = 0, dim: int = 16, n_clusters: int = 20) -> sp.csr_matrix:

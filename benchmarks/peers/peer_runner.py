@@ -43,6 +43,9 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/: _rss
+from _rss import peak_since_reset_mb, reset_peak, status_mb
+
 TAU_GRID = np.logspace(-3, 0.5, 36)  # the baselines' temperature grid (benchmarks/baselines.py)
 RIDGE_ALPHAS = tuple(np.logspace(-2, 5, 15))  # the linear baseline's RidgeCV grid
 
@@ -69,32 +72,6 @@ METHODS: dict[str, tuple[str, dict]] = {
 
 # --------------------------------------------------------------------------------------------------------------
 # memory and helpers
-
-
-def _status_mb(field: str) -> float | None:
-    try:
-        with open("/proc/self/status") as fh:
-            line = next(ln for ln in fh if ln.startswith(field + ":"))
-        return int(line.split()[1]) / 1024
-    except (OSError, StopIteration):
-        return None
-
-
-def _reset_peak() -> str:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return "VmHWM reset before fit"
-    except OSError:
-        return "ru_maxrss of the whole process"
-
-
-def _peak_mb(source: str) -> float:
-    if source.startswith("VmHWM"):
-        return _status_mb("VmHWM") or float("nan")
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _unit_rows(A: np.ndarray) -> np.ndarray:
@@ -389,8 +366,8 @@ def main(argv: list[str] | None = None) -> None:
             warnings.simplefilter("always")
             extra, fit, to_p = RUNNERS[peer](d, settings, args.seed)
             info.update(extra)
-            rss_before = _status_mb("VmRSS") or 0.0
-            source = _reset_peak()
+            rss_before = status_mb("VmRSS") or 0.0
+            source = reset_peak()
             fit_times = []
             for _ in range(max(1, args.repeat)):
                 t0 = time.perf_counter()
@@ -400,7 +377,7 @@ def main(argv: list[str] | None = None) -> None:
             P = to_p(out)
             match_seconds = time.perf_counter() - t1
             info.update(extra)  # to_p adds what it chose (temperature, convergence)
-            peak = _peak_mb(source)
+            peak = peak_since_reset_mb(source)
         msgs = []
         for w in caught:
             text = f"{w.category.__name__}: {str(w.message).strip().splitlines()[0][:300]}"

@@ -43,7 +43,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 BENCH = HERE.parent
 sys.path[:0] = [str(BENCH)]
-from _data import DATASETS, REPO, MatchingSplit, data_dir, load_split  # noqa: E402
+from _data import DATASETS, MatchingSplit, data_dir, load_split  # noqa: E402
+from run_scale import _git  # noqa: E402
 
 RESULTS = BENCH / "results" / "peers"
 VENV_PYTHON = HERE / ".venv" / "bin" / "python"
@@ -127,16 +128,6 @@ def linked_features(name: str, split: MatchingSplit) -> dict[str, np.ndarray]:
         "link_genes": np.asarray([g for g, _ in pairs]),
         "link_proteins": np.asarray([p for _, p in pairs]),
     }
-
-
-def _git() -> dict:
-    def out(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True).stdout
-
-    try:
-        return {"git_commit": out("rev-parse", "HEAD").strip(), "git_dirty": bool(out("status", "--porcelain").strip())}
-    except (OSError, subprocess.CalledProcessError):
-        return {"git_commit": None, "git_dirty": None}
 
 
 def _run_peer(cmd: list[str], env: dict, max_seconds: float, max_rss_mb: float) -> tuple[int, float, str, str]:
