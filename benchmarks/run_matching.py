@@ -80,6 +80,14 @@ METHODS["scmatch_cross32"] = {
     "model": {"cross_candidates": 32, "progress_bar": False},
     "predict": {"matching": "sinkhorn", "top_k": 1000},
 }
+# accuracy ablation (benchmarks/README.md, Accuracy): calibration objective x ensemble size, set explicitly
+for _cal, _tag in (("nll", "nll"), ("match_score", "ms")):
+    for _k in (1, 3, 5):
+        METHODS[f"scmatch_{_tag}_k{_k}"] = {
+            "cls": "scmatch.model:MatchModel",
+            "model": {"calibration": _cal, "n_models": _k, "progress_bar": False},
+            "predict": {"matching": "sinkhorn", "top_k": 1000},
+        }
 # the distance losses, like for like: Wasserstein-1 and Euclidean, triplet and InfoNCE/contrastive forms
 for _loss in ("winfonce", "wtriplet", "etriplet", "wcontrastive", "econtrastive"):
     METHODS[f"scmatch_{_loss}"] = {

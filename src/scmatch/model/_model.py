@@ -14,6 +14,7 @@ import torch
 
 from .._utils import _check_finite, _device, _rng, logger
 from ._coreset import CORESETS
+from ._ensemble import EnsembleMatcher, combine_temperatures, member_split
 from ._matching import MATCHINGS, match_block
 from ._modules import CrossAttentionMatcher
 from ._persist import load_model, save_model
@@ -162,6 +163,7 @@ class MatchModel:
         coreset_every: int = 5,
         cross_candidates: int | None = 32,
         max_steps: int | None = 4000,
+        n_models: int = 1,
     ) -> None:
         if loss not in LOSSES:
             raise ValueError(f"Unknown loss {loss!r}; use one of {LOSSES}.")
@@ -193,6 +195,12 @@ class MatchModel:
             positive={"lr": lr, "temperature": temperature},
             non_negative={"margin": margin, "noise": noise, "weight_decay": weight_decay},
         )
+        _check_numbers(counts={"n_models": n_models}, counts_or_zero={}, positive={}, non_negative={})
+        if n_models > 1 and LOSS_METRIC[loss] != "cosine":
+            raise ValueError(
+                f"n_models={n_models} averages i0 . c0 similarities; loss={loss!r} learns a {LOSS_METRIC[loss]} "
+                "space. Use n_models=1 or a cosine loss ('infonce', 'triplet')."
+            )
         optional = {"cross_candidates": cross_candidates, "max_steps": max_steps}
         optional = {name: value for name, value in optional.items() if value is not None}
         _check_numbers(counts=optional, counts_or_zero={}, positive={}, non_negative={})
@@ -227,6 +235,7 @@ class MatchModel:
             cross_candidates=cross_candidates,
             max_steps=max_steps,
         )
+        self.n_models = n_models
         self.validation_fraction = validation_fraction
         self.calibration = calibration
         self.n_candidates = n_candidates
@@ -248,6 +257,7 @@ class MatchModel:
         return {
             **self.architecture,
             **dataclasses.asdict(self.train_config),
+            "n_models": self.n_models,
             "validation_fraction": self.validation_fraction,
             "calibration": self.calibration,
             "n_candidates": self.n_candidates,
@@ -317,8 +327,41 @@ class MatchModel:
             n_val = max(MIN_VALIDATION_PAIRS, round(self.validation_fraction * n))
             n_val = min(n_val, MAX_VALIDATION, n - MIN_TRAINING_PAIRS)
         order = rng.permutation(n)
-        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
-        seed = int(rng.integers(2**31 - 1))
+        # each member holds out its own slice of the pairs (member 0: the slice a single model holds out); the
+        # optimizer-step budget is shared, so an ensemble of K trains each member for 1/K of it
+        cfg = self.train_config
+        if self.n_models > 1 and cfg.max_steps is not None:
+            cfg = dataclasses.replace(cfg, max_steps=-(-cfg.max_steps // self.n_models))
+        members, histories, temperatures, seconds = [], [], [], 0.0
+        for k in range(self.n_models):
+            val_idx, train_idx = member_split(order, n_val=n_val, member=k)
+            seed = int(rng.integers(2**31 - 1))
+            module, history = self._train_member(
+                X1, X2, val_idx, train_idx, seed=seed, cfg=cfg, rng=rng, device=device, sample_weight=sample_weight
+            )
+            calib = val_idx if n_val else train_idx
+            started = time.perf_counter()
+            temperatures.append(self._calibrate(X1[calib], X2[calib], module=module))
+            seconds += time.perf_counter() - started
+            members.append(module)
+            histories.append(history)
+        module = members[0] if self.n_models == 1 else EnsembleMatcher(members)
+        self.module_ = module
+        history = histories[0]
+        self.history_ = history.as_dict()
+        self.feature_names_ = names
+        self.fingerprints_, self.preprocessing_ = (None, None), (None, None)  # arrays carry no preprocessing
+        self.temperature_ = combine_temperatures(temperatures)
+        self.history_["calibration_seconds"] = seconds
+        if self.n_models > 1:
+            self.history_["n_models"] = self.n_models
+            self.history_["member_best_epoch"] = [h.best_epoch for h in histories]
+            self.history_["member_temperature_sinkhorn"] = [t["sinkhorn"] for t in temperatures]
+        logger.info("fitted: best epoch %d, temperatures %s", history.best_epoch, self.temperature_)
+        return self
+
+    def _train_member(self, X1, X2, val_idx, train_idx, *, seed, cfg, rng, device, sample_weight):
+        """Train one network on ``train_idx`` (early stopping on ``val_idx``) with its own torch seed."""
         devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
@@ -326,30 +369,21 @@ class MatchModel:
             for m, X in ((1, X1), (2, X2)):
                 shift, scale = _standardization(X[train_idx])
                 module.set_standardization(m, torch.as_tensor(shift), torch.as_tensor(scale))
-            validation = (X1[val_idx], X2[val_idx]) if n_val else None
+            validation = (X1[val_idx], X2[val_idx]) if len(val_idx) else None
             history = train(
                 module,
                 X1[train_idx],
                 X2[train_idx],
-                cfg=self.train_config,
+                cfg=cfg,
                 rng=rng,
                 device=device,
                 sample_weight=None if sample_weight is None else sample_weight[train_idx],
                 validation=validation,
                 progress_bar=self.progress_bar,
             )
-        self.module_ = module
-        self.history_ = history.as_dict()
-        self.feature_names_ = names
-        self.fingerprints_, self.preprocessing_ = (None, None), (None, None)  # arrays carry no preprocessing
-        calib = val_idx if n_val else train_idx
-        started = time.perf_counter()
-        self.temperature_ = self._calibrate(X1[calib], X2[calib])
-        self.history_["calibration_seconds"] = time.perf_counter() - started
-        logger.info("fitted: best epoch %d, temperatures %s", history.best_epoch, self.temperature_)
-        return self
+        return module, history
 
-    def _calibrate(self, X1, X2) -> dict[str, float]:
+    def _calibrate(self, X1, X2, *, module=None) -> dict[str, float]:
         """Temperatures chosen on held-out pairs.
 
         ``calibration="nll"`` minimises the negative log-likelihood of the true partner (probabilities that mean
@@ -359,7 +393,7 @@ class MatchModel:
         grid is searched coarse to fine (every 4th temperature, then the neighbours of the best), which finds
         the grid's minimum whenever the objective is unimodal in the temperature.
         """
-        sim = self.similarity(X1, X2, n_candidates=min(X1.shape[0], self.n_candidates))
+        sim = self._similarity(module or self._check_fitted(), X1, X2, min(X1.shape[0], self.n_candidates))
         n = sim.shape[0]
 
         def objective(name: str, tau: float) -> float:
@@ -408,7 +442,9 @@ class MatchModel:
 
     def similarity(self, X1, X2, *, n_candidates: int | None = None) -> sp.csr_matrix:
         """Sparse similarities ``S`` on each mod1 cell's best ``n_candidates`` mod2 cells."""
-        module = self._check_fitted()
+        return self._similarity(self._check_fitted(), X1, X2, n_candidates or self.n_candidates)
+
+    def _similarity(self, module, X1, X2, n_candidates: int) -> sp.csr_matrix:
         device = _device(self.device)
         keep = bool(module.alpha)
         emb1, tok1 = encode(module, X1, modality=1, device=device, keep_tokens=keep)
@@ -419,7 +455,7 @@ class MatchModel:
             emb2,
             tokens1=tok1,
             tokens2=tok2,
-            n_candidates=n_candidates or self.n_candidates,
+            n_candidates=n_candidates,
             device=device,
         )
 
@@ -563,6 +599,9 @@ class MatchModel:
             ) from err
         n1, n2 = extra["n_features"]
         module = CrossAttentionMatcher(n1, n2, **model.architecture)
+        if model.n_models > 1:
+            members = [CrossAttentionMatcher(n1, n2, **model.architecture) for _ in range(model.n_models)]
+            module = EnsembleMatcher(members)
         try:
             module.load_state_dict(state)
         except RuntimeError as err:
