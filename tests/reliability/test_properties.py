@@ -96,7 +96,7 @@ def test_same_seed_same_probabilities(seed, n):
     rng = np.random.default_rng(seed)
     x1, x2 = rng.normal(size=(n, 5)), rng.normal(size=(n, 4))
     fixed = {"softmax": 0.1, "sinkhorn": 0.1}
-    with mock.patch.object(MatchModel, "_calibrate", lambda self, X1, X2: dict(fixed)):
+    with mock.patch.object(MatchModel, "_calibrate", lambda self, X1, X2, module=None: dict(fixed)):
         a = MatchModel(**{**TINY, "epochs": 1}).fit(x1, x2, random_state=seed)
         b = MatchModel(**{**TINY, "epochs": 1}).fit(x1, x2, random_state=seed)
     Pa, Pb = a.predict_proba(x1, x2), b.predict_proba(x1, x2)

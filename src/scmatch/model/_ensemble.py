@@ -65,6 +65,11 @@ class EnsembleMatcher(nn.Module):
         parts = [member.embed(tok, modality) for member, tok in zip(self.members, self._split(tokens), strict=True)]
         return torch.cat(parts, dim=-1) / math.sqrt(self.n_models)
 
+    def batch_similarity(self, x1: torch.Tensor, x2: torch.Tensor, *, n_cross: int | None = None) -> torch.Tensor:
+        """Mean over members of :meth:`CrossAttentionMatcher.batch_similarity` (B1 x B2)."""
+        total = sum(member.batch_similarity(x1, x2, n_cross=n_cross) for member in self.members)
+        return total / self.n_models
+
     def cross_projections(self, tokens: torch.Tensor, modality: int) -> tuple[torch.Tensor, ...]:
         """The members' :meth:`CrossAttentionMatcher.cross_projections`, one flat tuple (member after member)."""
         out: list[torch.Tensor] = []

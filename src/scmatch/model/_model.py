@@ -37,6 +37,8 @@ MIN_VALIDATION_PAIRS = 10
 MIN_TRAINING_PAIRS = 40
 #: fewest paired reference cells ``fit`` accepts: a validation slice plus enough training pairs
 MIN_REFERENCE_PAIRS = MIN_VALIDATION_PAIRS + MIN_TRAINING_PAIRS
+#: ensemble size with the cosine losses when ``n_models`` is not given (benchmarks/README.md, Accuracy)
+DEFAULT_N_MODELS = 3
 
 
 class MatchModel:
@@ -70,9 +72,12 @@ class MatchModel:
         training runs all ``epochs`` (no early stopping) and the temperatures are calibrated on the training
         pairs, which makes them sharper than new cells warrant.
     calibration
-        How the matching temperatures are chosen on the held-out pairs: ``"nll"`` (calibrated probabilities,
-        minimum negative log-likelihood of the true partner) or ``"match_score"`` (maximum mean probability on
-        the true partner, the challenge metric; sharper).
+        How the matching temperatures are chosen on the held-out pairs. ``"match_score"`` (the default) maximises
+        the mean probability on the true partner, the challenge's score: the probabilities are sharp, close to a
+        hard assignment where the model is sure, and a row's largest probability is a ranking of confidence rather
+        than a frequency. ``"nll"`` minimises the negative log-likelihood of the true partner: probabilities
+        that mean what they say (of the cells given 0.3, about 3 in 10 are right), flatter, and a lower match
+        score. On the real sets the default scored 1.3 to 1.9x ``"nll"`` (benchmarks/README.md, Accuracy).
     n_candidates
         Candidates per cell kept from the ``i0 . c0`` search; the cross term re-ranks only these.
     candidates
@@ -111,6 +116,16 @@ class MatchModel:
         columns by ``i0 . c0`` (and its partner), as matching re-ranks only each cell's best candidates; the other
         columns of the row get the row's smallest computed cross value. ``None`` scores every in-batch pair (the
         design's original form; about 5x slower per epoch with ``alpha=1``). See benchmarks/README.md.
+    n_models
+        Networks in the ensemble (see :mod:`scmatch.model._ensemble`); ``1`` trains a single network. Default:
+        3 with the cosine losses (``"infonce"``, ``"triplet"``), 1 with the distance losses. Each member has its
+        own seed, holds out its own slice of the reference pairs (disjoint slices while they fit) and is
+        calibrated on it; matching scores the *average* of the members' similarities and runs the transport step
+        once on it, at the geometric mean of the members' temperatures. The ``max_steps`` budget is shared: each
+        member trains for ``max_steps / n_models`` steps, so a large reference costs about what one network
+        does, while a small one (under the budget) costs ``n_models`` fits. The joint embedding (``transform``)
+        is the members' embeddings side by side, scaled to unit length (``n_models * d_embed`` columns). On the
+        real sets 3 networks scored 1.2 to 1.4x one network (benchmarks/README.md, Accuracy).
 
     Notes
     -----
@@ -152,7 +167,7 @@ class MatchModel:
         patience: int = 30,
         noise: float = 0.3,
         validation_fraction: float = 0.1,
-        calibration: str = "nll",
+        calibration: str = "match_score",
         n_candidates: int = 100,
         candidates: str = "exact",
         device: str = "auto",
@@ -163,7 +178,7 @@ class MatchModel:
         coreset_every: int = 5,
         cross_candidates: int | None = 32,
         max_steps: int | None = 4000,
-        n_models: int = 1,
+        n_models: int | None = None,
     ) -> None:
         if loss not in LOSSES:
             raise ValueError(f"Unknown loss {loss!r}; use one of {LOSSES}.")
@@ -195,6 +210,8 @@ class MatchModel:
             positive={"lr": lr, "temperature": temperature},
             non_negative={"margin": margin, "noise": noise, "weight_decay": weight_decay},
         )
+        if n_models is None:  # the default: an ensemble where similarities can be averaged (cosine losses)
+            n_models = DEFAULT_N_MODELS if LOSS_METRIC[loss] == "cosine" else 1
         _check_numbers(counts={"n_models": n_models}, counts_or_zero={}, positive={}, non_negative={})
         if n_models > 1 and LOSS_METRIC[loss] != "cosine":
             raise ValueError(

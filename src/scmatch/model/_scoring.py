@@ -78,7 +78,11 @@ def _rerank(module, val, idx, tokens1, tokens2, device, rerank_chunk: int) -> No
     and gathered for each row's candidates, so the work per (cell, candidate) pair is only the attention itself.
     """
     proj2 = [t.to(device) for t in _projections(module, tokens2, 2, device)]
-    for part in iter_chunks(val.shape[0], max(1, rerank_chunk)):
+    # rows per chunk: at most ``rerank_chunk``, and few enough that the gathered candidate tensors hold about
+    # CHUNK_ENTRIES floats (an ensemble gathers every member's projections; 1000 candidates gather 10x 100's)
+    per_row = idx.shape[1] * sum(t[0].numel() for t in proj2)
+    rows = max(1, min(rerank_chunk, CHUNK_ENTRIES // max(per_row, 1)))
+    for part in iter_chunks(val.shape[0], rows):
         proj1 = module.cross_projections(tokens1[part].to(device), 1)
         cand = idx[part].to(device)
         gathered = tuple(t[cand] for t in proj2)
