@@ -77,7 +77,7 @@ class MatchModel:
         hard assignment where the model is sure, and a row's largest probability is a ranking of confidence rather
         than a frequency. ``"nll"`` minimises the negative log-likelihood of the true partner: probabilities
         that mean what they say (of the cells given 0.3, about 3 in 10 are right), flatter, and a lower match
-        score. On the real sets the default scored 1.3 to 1.9x ``"nll"`` (benchmarks/README.md, Accuracy).
+        score. On the real sets the default scored 1.2 to 2.1x ``"nll"`` (benchmarks/README.md, Accuracy).
     n_candidates
         Candidates per cell kept from the ``i0 . c0`` search; the cross term re-ranks only these.
     candidates
