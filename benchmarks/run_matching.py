@@ -149,6 +149,7 @@ def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command:
 
     scmatch.metrics.check_challenge_format(P)
     scores = scmatch.metrics.evaluate(P, split.truth, labels_rows=split.labels_rows, labels_cols=split.labels_cols)
+    scores.update(_mixing(model, split))
     nnz = np.diff(P.tocsr().indptr)
     record = {
         "dataset": dataset,
@@ -181,6 +182,26 @@ def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command:
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(record, indent=1, default=float) + "\n")
     return record
+
+
+def _mixing(model, split) -> dict:
+    """Modality mixing and cell-type kNN purity (15 neighbours) of reference + query cells in the joint spaces."""
+    import numpy as np
+
+    import scmatch.metrics
+
+    spaces = {"match": getattr(model, "transform", None), "joint": getattr(model, "joint_transform", None)}
+    if spaces["match"] is None or getattr(model, "joint_", None) is None:
+        return {}
+    X1, X2 = np.vstack([split.X1_train, split.X1_test]), np.vstack([split.X2_train, split.X2_test])
+    labels1 = np.r_[split.labels_train, split.labels_rows]
+    labels2 = np.r_[split.labels_train, split.labels_cols]
+    out = {}
+    for name, transform in spaces.items():
+        emb1, emb2 = transform(X1, modality=1), transform(X2, modality=2)
+        out[f"mixing_{name}"] = scmatch.metrics.modality_mixing(emb1, emb2)
+        out[f"purity_{name}"] = scmatch.metrics.celltype_knn_purity(emb1, emb2, labels1, labels2)
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:

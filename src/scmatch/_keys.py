@@ -17,6 +17,11 @@ class Key:
         return f"X_{key_added}"
 
     @staticmethod
+    def joint_embedding(key_added: str) -> str:
+        """``.obsm`` key (in each modality) of the shared projection of the joint embedding, for plots."""
+        return f"X_{key_added}_joint"
+
+    @staticmethod
     def lsi() -> str:
         """``.obsm`` key of the LSI embedding."""
         return "X_lsi"

@@ -79,6 +79,9 @@ def test_save_load_roundtrip(ensemble, toy_pairs, tmp_path):
     assert isinstance(loaded.module_, EnsembleMatcher) and loaded.n_models == 3
     q1, q2 = x1[300:], x2[300:]
     assert (ensemble.predict_proba(q1, q2) != loaded.predict_proba(q1, q2)).nnz == 0
+    # the shared projection for joint plots travels with the model
+    np.testing.assert_array_equal(ensemble.joint_transform(q1, modality=1), loaded.joint_transform(q1, modality=1))
+    assert loaded.joint_transform(q2, modality=2).shape == (200, 10)
 
 
 @pytest.mark.parametrize(

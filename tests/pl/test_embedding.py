@@ -120,3 +120,19 @@ def test_errors(matched):
         scm.pl.embedding(matched)
     assert plt.get_fignums() == []
     assert IS_REF.sum() == 4
+
+
+def test_space_joint_draws_the_shared_projection(matched):
+    rng = np.random.default_rng(1)
+    for mod in ("rna", "adt"):
+        matched[mod].obsm["X_match_joint"] = rng.normal(size=(matched[mod].n_obs, 3))
+    # written by an older scmatch: no joint key, so the matching embedding is drawn (the test above)
+    matched.uns["match"]["joint_embedding_key"] = "X_match_joint"
+    for space, key in (("joint", "X_match_joint"), ("match", "X_match")):
+        ax = scm.pl.embedding(matched, basis="pca", space=space, show=False)
+        both = np.vstack([matched["rna"].obsm[key], matched["adt"].obsm[key]])
+        expected, _ = joint_coordinates(both, basis="pca", random_state=0)
+        drawn = _points(ax)
+        np.testing.assert_allclose(drawn[np.lexsort(drawn.T)], expected[np.lexsort(expected.T)])
+    with pytest.raises(ValueError, match="`space` must be one of"):
+        scm.pl.embedding(matched, space="umap", show=False)

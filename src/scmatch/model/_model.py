@@ -15,6 +15,7 @@ import torch
 from .._utils import _check_finite, _device, _rng, logger
 from ._coreset import CORESETS
 from ._ensemble import EnsembleMatcher, combine_temperatures, member_split
+from ._joint import fit_shared_projection, from_json, shared_projection, to_json
 from ._matching import MATCHINGS, match_block
 from ._modules import CrossAttentionMatcher
 from ._persist import load_model, save_model
@@ -267,6 +268,8 @@ class MatchModel:
         self.fingerprints_: tuple[str | None, str | None] = (None, None)
         #: per modality: the reference's fitted recipe (:class:`scmatch.pp._project.RecipeState`), or None
         self.preprocessing_: tuple = (None, None)
+        #: the shared projection of the joint-space embeddings (:mod:`scmatch.model._joint`), set by ``fit``
+        self.joint_: dict | None = None
 
     # ------------------------------------------------------------------ settings
     def get_params(self) -> dict:
@@ -370,6 +373,10 @@ class MatchModel:
         self.fingerprints_, self.preprocessing_ = (None, None), (None, None)  # arrays carry no preprocessing
         self.temperature_ = combine_temperatures(temperatures)
         self.history_["calibration_seconds"] = seconds
+        # the shared projection for joint plots, on every reference pair (see scmatch.model._joint)
+        emb1, _ = encode(module, X1, modality=1, device=device)
+        emb2, _ = encode(module, X2, modality=2, device=device)
+        self.joint_ = fit_shared_projection(emb1.numpy(), emb2.numpy())
         if self.n_models > 1:
             self.history_["n_models"] = self.n_models
             self.history_["member_best_epoch"] = [h.best_epoch for h in histories]
@@ -456,6 +463,24 @@ class MatchModel:
         self._check_features(X, modality, feature_names)
         emb, _ = encode(self.module_, X, modality=modality, device=_device(self.device))
         return emb.numpy()
+
+    def joint_transform(
+        self, X: np.ndarray | sp.spmatrix, *, modality: int, feature_names: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """Unit-length coordinates of every row of ``X`` in the shared projection of both modalities.
+
+        The matching embedding (:meth:`transform`) projected on the directions in which the reference pairs' two
+        modalities vary together (:mod:`scmatch.model._joint`): cells of both modalities mix there, which is what
+        a joint UMAP should show. Used for plots; matching uses :meth:`transform`'s space.
+        """
+        if self._check_fitted() is not None and self.joint_ is None:
+            raise ValueError(
+                "This model has no shared projection (it was saved by an older scmatch): fit it again, or plot "
+                "the matching embedding (scm.pl.embedding(..., space='match'))."
+            )
+        return shared_projection(
+            self.transform(X, modality=modality, feature_names=feature_names), self.joint_, modality=modality
+        )
 
     def similarity(self, X1, X2, *, n_candidates: int | None = None) -> sp.csr_matrix:
         """Sparse similarities ``S`` on each mod1 cell's best ``n_candidates`` mod2 cells."""
@@ -597,6 +622,7 @@ class MatchModel:
                 "history": self.history_,
                 "feature_names": list(self.feature_names_),
                 "fingerprints": list(fingerprints),
+                "joint": to_json(self.joint_),
             },
             overwrite=overwrite,
             extra_files=writer(states),
@@ -631,6 +657,7 @@ class MatchModel:
         model.history_ = extra["history"]
         model.feature_names_ = tuple(extra["feature_names"])
         model.fingerprints_ = tuple(extra.get("fingerprints") or (None, None))
+        model.joint_ = from_json(extra.get("joint"))
         model.preprocessing_ = read_states(path, extra.get("files_sha256") or {})
         return model
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from mudata import MuData
 
-from .._utils import _rng
+from .._utils import _rng, logger
 from ._common import (
     MISSING_COLOR,
     MODALITY_COLORS,
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 CELLS = ("all", "query", "reference")
 SPECIAL = ("modality", "confidence")
+SPACES = ("joint", "match")
 
 
 def embedding(
@@ -35,6 +36,7 @@ def embedding(
     *,
     key: str = "match",
     color: str = "modality",
+    space: Literal["joint", "match"] = "joint",
     basis: Literal["umap", "pca"] = "umap",
     cells: Literal["all", "query", "reference"] = "all",
     n_pairs: int = 0,
@@ -58,6 +60,12 @@ def embedding(
         for mod1 cells, its column's for mod2 cells; reference cells in grey); or an ``.obs`` column of both
         modalities, e.g. ``"cell_type"``. Categorical columns take their colours from
         ``uns[f"{color}_colors"]`` (scanpy's convention) when present.
+    space
+        ``"joint"``: the shared projection of both modalities (``uns[key]["joint_embedding_key"]``, the
+        directions in which the reference pairs' modalities vary together; cells of both modalities mix there);
+        ``"match"``: the embedding matching scores (``uns[key]["embedding_key"]``), where each modality keeps
+        directions of its own and forms its own cloud. A match without a shared projection (written by an older
+        scmatch) is drawn in ``"match"`` space, with a logged note.
     basis
         ``"umap"``: a UMAP of the joint embedding computed with scanpy (cosine neighbours); ``"pca"``: its
         first two principal components (fast, deterministic).
@@ -92,8 +100,15 @@ def embedding(
         raise ValueError(f"`n_pairs` must be a non-negative integer, got {n_pairs!r}.")
     if n_pairs and cells == "reference":
         raise ValueError("Matched pairs join query cells: use `cells='all'` or `'query'` with `n_pairs`.")
+    if space not in SPACES:
+        raise ValueError(f"`space` must be one of {SPACES}, got {space!r}.")
     view = match_view(mdata, key)
     emb_key = view.info["embedding_key"]
+    if space == "joint":
+        if "joint_embedding_key" in view.info:
+            emb_key = view.info["joint_embedding_key"]
+        else:
+            logger.info("match %r has no shared projection (written by an older scmatch): drawing its embedding", key)
     mods = (view.mod1, view.mod2)
     for mod in mods:
         if emb_key not in mdata[mod].obsm:

@@ -14,6 +14,7 @@ from mudata import MuData
 from .._keys import Key
 from .._utils import _check_finite, _get_matrix, logger
 from ..model import MatchModel
+from ..model._joint import shared_projection
 from ..model._matching import MATCHINGS
 from ..model._model import MIN_REFERENCE_PAIRS, _batch_groups
 from ..pp._project import recorded_fingerprint
@@ -115,12 +116,17 @@ def match_modalities(
       ``obs_names[j]``. Only rows of query mod1 cells and columns of query mod2 cells are filled; each such row
       sums to one.
     - ``mdata[mod1].obsm[f"X_{key_added}"]`` and ``mdata[mod2].obsm[f"X_{key_added}"]``: unit-length
-      embeddings of every cell in the joint space (``i0`` and ``c0``).
-    - ``mdata.uns[key_added]``: ``params``, ``probabilities_key``, ``embedding_key``, ``query`` (counts of matched
-      cells), ``n_reference``, ``temperature``, ``history`` (epoch, train_loss, val_score, best_epoch),
-      ``matching_solver`` (for the sparse Sinkhorn: ``sinkhorn_iterations``, ``sinkhorn_marginal_error``,
-      ``sinkhorn_converged``), ``fingerprints`` (modality -> fingerprint of the preprocessing the model was
-      trained on, for recipe outputs) and ``projected_by_model`` (modalities whose counts the model projected).
+      embeddings of every cell in the joint space (``i0`` and ``c0``; an ensemble's members side by side).
+    - ``mdata[mod1].obsm[f"X_{key_added}_joint"]`` and the same in ``mod2``: the shared projection of those
+      embeddings, the directions in which the reference pairs' two modalities vary together (unit length, 10
+      columns; see :meth:`~scmatch.model.MatchModel.joint_transform`). Cells of both modalities mix there, so
+      :func:`scmatch.pl.embedding` draws it by default; matching does not use it.
+    - ``mdata.uns[key_added]``: ``params``, ``probabilities_key``, ``embedding_key``, ``joint_embedding_key``,
+      ``query`` (counts of matched cells), ``n_reference``, ``temperature``, ``history`` (epoch, train_loss,
+      val_score, best_epoch), ``matching_solver`` (for the sparse Sinkhorn: ``sinkhorn_iterations``,
+      ``sinkhorn_marginal_error``, ``sinkhorn_converged``), ``fingerprints`` (modality -> fingerprint of the
+      preprocessing the model was trained on, for recipe outputs) and ``projected_by_model`` (modalities whose
+      counts the model projected).
     - for those modalities, what ``recipe_*(mdata, reference=model)`` writes: ``.layers['counts']``, ``.X``,
       ``.obsm[rep]``, loadings and ``.uns['scmatch_recipe']``.
 
@@ -168,6 +174,9 @@ def match_modalities(
     )
     emb1 = model.transform(plan.full1, modality=1, feature_names=plan.names1)
     emb2 = model.transform(plan.full2, modality=2, feature_names=plan.names2)
+    joint = None
+    if model.joint_ is not None:  # the shared projection for joint plots (scmatch.model._joint)
+        joint = (shared_projection(emb1, model.joint_, modality=1), shared_projection(emb2, model.joint_, modality=2))
 
     # all checks and computations are done: only now write
     target = mdata.copy() if copy else mdata
@@ -179,6 +188,9 @@ def match_modalities(
     emb_key = Key.embedding(key_added)
     target[mod1].obsm[emb_key] = emb1
     target[mod2].obsm[emb_key] = emb2
+    joint_key = Key.joint_embedding(key_added)
+    if joint is not None:
+        target[mod1].obsm[joint_key], target[mod2].obsm[joint_key] = joint
     target.obsp[Key.probabilities(key_added)] = full
     target.uns[key_added] = {
         "params": {
@@ -195,6 +207,7 @@ def match_modalities(
         },
         "probabilities_key": Key.probabilities(key_added),
         "embedding_key": emb_key,
+        **({"joint_embedding_key": joint_key} if joint is not None else {}),
         "fingerprints": {mod: fp for mod, fp in zip((mod1, mod2), model.fingerprints_, strict=True) if fp is not None},
         "projected_by_model": [item.mod for item in plan.pending],
         "n_reference": plan.n_ref,
