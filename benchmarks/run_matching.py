@@ -88,6 +88,12 @@ for _cal, _tag in (("nll", "nll"), ("match_score", "ms")):
             "model": {"calibration": _cal, "n_models": _k, "progress_bar": False},
             "predict": {"matching": "sinkhorn", "top_k": 1000},
         }
+# the cross term with everything else at the defaults (ensemble, match-score calibration)
+METHODS["scmatch_ms_k3_alpha0"] = {
+    "cls": "scmatch.model:MatchModel",
+    "model": {"calibration": "match_score", "n_models": 3, "alpha": 0.0, "progress_bar": False},
+    "predict": {"matching": "sinkhorn", "top_k": 1000},
+}
 # the distance losses, like for like: Wasserstein-1 and Euclidean, triplet and InfoNCE/contrastive forms
 for _loss in ("winfonce", "wtriplet", "etriplet", "wcontrastive", "econtrastive"):
     METHODS[f"scmatch_{_loss}"] = {
