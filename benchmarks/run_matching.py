@@ -227,6 +227,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--threads", type=int, default=1, help="CPU threads per run (torch and BLAS), same for all")
+    p.add_argument(
+        "--scale-names",
+        action="store_true",
+        help="name simulated records simulated_{cells per side}, as the peers' scale rows (benchmarks/peers)",
+    )
     p.add_argument("--in-process", action="store_true", help="no subprocess per run (memory numbers not per run)")
     p.add_argument("--worker", nargs=5, metavar=("CACHE", "DATASET", "METHOD", "SEED", "OUT"), help=argparse.SUPPRESS)
     p.add_argument("--command", default="", help=argparse.SUPPRESS)
@@ -256,10 +261,12 @@ def main(argv: list[str] | None = None) -> None:
                 print("  note: a simulated batch has fewer than 2500 cells; raise --sim-cells", flush=True)
             # the default matching records keep their names; with --preprocessing given, the name carries it
             tag = f"__{prep}" if args.preprocessing else ""
+            # --scale-names: the peers' scale rows name a simulated set by its cells per side
+            name = f"simulated_{split.n_test}" if args.scale_names and dataset == "simulated" else dataset
             for method in args.methods:
                 for seed in args.seeds:
-                    out = args.out / f"{dataset}__{method}{tag}__seed{seed}.json"
-                    job = (cache, dataset, method, seed, str(out), command, args.threads)
+                    out = args.out / f"{name}__{method}{tag}__seed{seed}.json"
+                    job = (cache, name, method, seed, str(out), command, args.threads)
                     rec = run_one(*job) if args.in_process else _run_subprocess(*job)
                     if rec is None:
                         failed.append(out.stem)
