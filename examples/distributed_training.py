@@ -98,6 +98,8 @@ def main() -> None:
         if args.report:
             with open(args.report, "w") as fh:
                 json.dump(report, fh)
+    # tear the group down together: a gloo process leaving while another still works can abort at exit
+    dist.barrier()
     dist.destroy_process_group()
 
 
