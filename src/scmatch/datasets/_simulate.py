@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import numbers
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import mudata
@@ -30,6 +30,7 @@ def simulate_multiome(
     n_cells: int = 2000,
     *,
     n_cell_types: int = 8,
+    type_proportions: Sequence[float] | None = None,
     n_batches: int = 2,
     n_genes: int = 2000,
     n_peaks: int = 5000,
@@ -57,8 +58,8 @@ def simulate_multiome(
        ``within_type_sd``. Each modality reads the state with its own perturbation,
        :math:`z_i^{m} = z_i + s_p \eta_i^{m}`, :math:`\eta_i^{m} \sim N(0, I_d)`, :math:`s_p` = ``private_sd``
        (biological noise that one modality sees and the other does not; 0 makes both read the same state).
-       Type proportions are drawn once from a symmetric Dirichlet (weight 4) and shared by all batches; every
-       type gets at least one cell.
+       Type proportions are drawn once from a symmetric Dirichlet (weight 4), or given as
+       ``type_proportions``, and shared by all batches; every type gets at least one cell.
     2. **RNA.** Gene programs: a sparse loading matrix :math:`W` (genes x :math:`d`, about 30% non-zero) and
        gene baselines :math:`\alpha_g \sim N(0, 1.5^2)`. Expression shares
        :math:`\pi_{ig} = \mathrm{softmax}_g(\alpha_g + \log\beta_{b_i g} + W_g z_i^{rna})` with the batch's gene
@@ -100,6 +101,9 @@ def simulate_multiome(
         Number of cells, split over the batches as evenly as possible (``batch0`` first).
     n_cell_types
         Number of cell types (clusters of the latent state); at most ``n_cells``.
+    type_proportions
+        Expected share of each cell type (``n_cell_types`` non-negative numbers, normalised to sum to 1), e.g.
+        to simulate rare types; default: drawn from a symmetric Dirichlet with weight 4.
     n_batches
         Number of batches; at most ``n_cells``.
     n_genes
@@ -157,6 +161,8 @@ def simulate_multiome(
 
     # cell types, batches and latent states
     props = rng_latent.dirichlet(np.full(n_cell_types, _TYPE_ALPHA))
+    if type_proportions is not None:  # drawn above all the same, so the other draws do not move
+        props = np.asarray(type_proportions, dtype=float) / np.sum(type_proportions)
     types = np.concatenate([np.arange(n_cell_types), rng_latent.choice(n_cell_types, n_cells - n_cell_types, p=props)])
     types = rng_latent.permutation(types)
     batches = np.repeat(np.arange(n_batches), np.diff(np.linspace(0, n_cells, n_batches + 1).round().astype(int)))
@@ -251,6 +257,15 @@ def _check_params(params: dict[str, Any]) -> dict[str, Any]:
         out[name] = value
     if out["rna_dispersion"] > 10:
         raise ValueError(f"`rna_dispersion` must be at most 10, got {out['rna_dispersion']}; real genes are below 5.")
+    props = params["type_proportions"]
+    if props is not None:
+        arr = np.asarray(props, dtype=float)
+        if arr.shape != (out["n_cell_types"],) or not np.isfinite(arr).all() or (arr < 0).any() or arr.sum() <= 0:
+            raise ValueError(
+                f"`type_proportions` must hold {out['n_cell_types']} non-negative numbers (one per cell type) with a "
+                "positive sum; e.g. `type_proportions=[0.5, 0.3, 0.2]` with `n_cell_types=3`."
+            )
+        out["type_proportions"] = (arr / arr.sum()).tolist()
     seed = params["random_state"]
     if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
         out["random_state"] = int(seed)

@@ -48,6 +48,8 @@ def greedy_facility_location(sim: np.ndarray | sp.spmatrix, k: int) -> np.ndarra
     k
         Number of candidates to choose (at most m).
     """
+    if not sp.issparse(sim):
+        return _greedy_dense(np.asarray(sim, dtype=np.float64), k)
     S = sp.csc_matrix(sim, dtype=np.float64)
     if S.nnz and S.data.min() < 0:
         raise ValueError("Facility location needs non-negative similarities; shift or clip them first.")
@@ -67,6 +69,29 @@ def greedy_facility_location(sim: np.ndarray | sp.spmatrix, k: int) -> np.ndarra
         if not heap or gain >= -heap[0][0] - 1e-12:
             chosen.append(j)
             cur[rows] = np.maximum(cur[rows], vals)
+        else:
+            heapq.heappush(heap, (-gain, j))
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def _greedy_dense(sim: np.ndarray, k: int) -> np.ndarray:
+    """Lazy greedy on a dense similarity: the same rule as the sparse path, on whole columns."""
+    if sim.size and sim.min() < 0:
+        raise ValueError("Facility location needs non-negative similarities; shift or clip them first.")
+    S = np.asfortranarray(sim)
+    n, m = S.shape
+    k = int(min(k, m))
+    cur = np.zeros(n)
+    heap = [(-g, j) for j, g in enumerate(S.sum(axis=0))]
+    heapq.heapify(heap)
+    chosen: list[int] = []
+    while len(chosen) < k and heap:
+        _, j = heapq.heappop(heap)
+        column = S[:, j]
+        gain = float(np.maximum(column - cur, 0).sum())
+        if not heap or gain >= -heap[0][0] - 1e-12:
+            chosen.append(j)
+            np.maximum(cur, column, out=cur)
         else:
             heapq.heappush(heap, (-gain, j))
     return np.asarray(chosen, dtype=np.int64)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import torch
@@ -13,6 +15,7 @@ from tqdm.auto import tqdm
 
 from .._keys import Key
 from .._utils import _check_finite, _dense, _device, _get_matrix, _get_modality, _rng, logger
+from ..model._label_coreset import LABEL_CORESETS, stratified_coreset
 from ..model._losses import distance_contrastive, distance_triplet
 from ..model._wasserstein import cdf, pairwise_distance
 
@@ -53,6 +56,9 @@ def learn_metric(
     epochs: int = 50,
     batch_size: int = 128,
     lr: float = 1e-3,
+    coreset: str | None = None,
+    coreset_fraction: float = 0.1,
+    coreset_every: int = 5,
     device: str = "auto",
     random_state: int | None = 0,
     progress_bar: bool = True,
@@ -96,6 +102,21 @@ def learn_metric(
         Softmax temperature of the histograms (Wasserstein losses).
     epochs, batch_size, lr
         Optimisation: epochs, minibatch size, AdamW learning rate.
+    coreset
+        Train each epoch on a weighted subset of the training cells instead of all of them:
+
+        - ``"wasserstein"``: per label, greedy facility location on the Wasserstein-1 distance between the
+          cells' current embedding histograms;
+        - ``"craig"``: the same on the distance between per-cell gradients of the loss (CRAIG);
+        - ``"random"``: a uniform random subset with equal weights (a control).
+
+        The two facility-location methods are stratified by label (every label keeps at least one cell) and
+        weight each chosen cell by the number of cells it represents; see :mod:`scmatch.model._label_coreset`.
+        ``None`` (default) trains on every cell.
+    coreset_fraction
+        Share of the training cells in the subset, in (0, 1].
+    coreset_every
+        Re-select the subset every this many epochs (1 re-draws it every epoch).
     device
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     random_state
@@ -112,8 +133,9 @@ def learn_metric(
     ``None``, or a copy of ``data`` if ``copy=True``. Written fields (in the modality's AnnData):
 
     - ``.obsm[f"X_{key_added}"]``: the embedding (cells x ``d_embed``; ``d_embed - 1`` for Wasserstein losses).
-    - ``.uns[key_added]``: ``params``, ``neighbors_metric`` (``"euclidean"`` or ``"manhattan"``) and
-      ``train_loss`` per epoch.
+    - ``.uns[key_added]``: ``params``, ``neighbors_metric`` (``"euclidean"`` or ``"manhattan"``),
+      ``train_loss`` per epoch, ``fit_seconds``, ``n_steps`` (optimizer steps) and, with a coreset,
+      ``coreset_seconds`` (time spent selecting) and ``coreset_size``.
 
     Examples
     --------
@@ -134,6 +156,12 @@ def learn_metric(
         raise ValueError(f"`labels_key={labels_key!r}` is not a column of .obs; pass the column with cell types.")
     if d_embed < 2 or epochs < 1 or batch_size < 2 or hist_temperature <= 0:
         raise ValueError("Need `d_embed` >= 2, `epochs` >= 1, `batch_size` >= 2 and `hist_temperature` > 0.")
+    if coreset is not None and coreset not in (*LABEL_CORESETS, "random"):
+        raise ValueError(f"Unknown coreset {coreset!r}; use None, 'wasserstein', 'craig' or 'random'.")
+    if not 0 < coreset_fraction <= 1 or coreset_every < 1:
+        raise ValueError(
+            f"Need 0 < `coreset_fraction` <= 1 and `coreset_every` >= 1, got {coreset_fraction} and {coreset_every}."
+        )
     X = np.asarray(_dense(_get_matrix(adata, obsm=use_rep)), dtype=np.float32)
     _check_finite(X, what=f".obsm[{use_rep!r}]")
     labels = pd.Series(adata.obs[labels_key])
@@ -153,32 +181,56 @@ def learn_metric(
     Xs = torch.as_tensor((X - mean) / scale)
     y = torch.as_tensor(codes.astype(np.int64))
     train_idx = np.flatnonzero(use)
-    history = []
+    n_subset = max(2, round(coreset_fraction * len(train_idx))) if coreset is not None else len(train_idx)
+    history, n_steps, select_seconds = [], 0, 0.0
+    started = time.perf_counter()
     with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
         torch.manual_seed(int(rng.integers(2**31 - 1)))
         enc = _Encoder(X.shape[1], d_embed, hidden, dropout).to(dev)
         opt = torch.optim.AdamW(enc.parameters(), lr=lr, weight_decay=1e-4)
-        bs = min(batch_size, len(train_idx))
+        bs = min(batch_size, n_subset, len(train_idx))
+
+        def embedding_loss(z, yy, weight=None):
+            same = yy[:, None] == yy[None, :]
+            eye = torch.eye(len(yy), dtype=torch.bool, device=dev)
+            dist = pairwise_distance(z, z, metric=metric, temperature=hist_temperature)
+            return loss_fn(dist, margin=margin, positive=same & ~eye, negative=~same, weight=weight)
+
+        pool, pool_weight = train_idx, None
         bar = tqdm(range(epochs), desc="learn_metric", unit="epoch", disable=not progress_bar, leave=False)
-        for _ in bar:
+        for epoch in bar:
+            if coreset is not None and epoch % coreset_every == 0:
+                t0 = time.perf_counter()
+                pool, pool_weight = _select(
+                    enc,
+                    Xs,
+                    y,
+                    train_idx,
+                    coreset,
+                    fraction=coreset_fraction,
+                    loss=embedding_loss,
+                    batch_size=bs,
+                    temperature=hist_temperature,
+                    rng=rng,
+                    dev=dev,
+                )
+                select_seconds += time.perf_counter() - t0
             enc.train()
-            order = rng.permutation(train_idx)
+            perm = rng.permutation(len(pool))
             losses = []
-            for start in range(0, len(order) - bs + 1, bs):
-                idx = order[start : start + bs]
-                z = enc(Xs[idx].to(dev))
-                yy = y[idx].to(dev)
-                same = yy[:, None] == yy[None, :]
-                eye = torch.eye(len(idx), dtype=torch.bool, device=dev)
-                dist = pairwise_distance(z, z, metric=metric, temperature=hist_temperature)
-                value = loss_fn(dist, margin=margin, positive=same & ~eye, negative=~same)
+            for start in range(0, len(perm) - bs + 1, bs):
+                batch = perm[start : start + bs]
+                weight = None if pool_weight is None else pool_weight[batch].to(dev)
+                value = embedding_loss(enc(Xs[pool[batch]].to(dev)), y[pool[batch]].to(dev), weight)
                 opt.zero_grad(set_to_none=True)
                 value.backward()
                 opt.step()
+                n_steps += 1
                 losses.append(value.item())
             history.append(float(np.mean(losses)))
             bar.set_postfix(loss=f"{history[-1]:.4f}")
         bar.close()
+        fit_seconds = time.perf_counter() - started
         enc.eval()
         with torch.no_grad():
             z = torch.cat([enc(Xs[s : s + 4096].to(dev)).cpu() for s in range(0, len(Xs), 4096)])
@@ -198,9 +250,52 @@ def learn_metric(
             "margin": margin,
             "hist_temperature": hist_temperature,
             "epochs": epochs,
+            "batch_size": batch_size,
+            "coreset": coreset,
+            "coreset_fraction": coreset_fraction if coreset is not None else None,
+            "coreset_every": coreset_every if coreset is not None else None,
             "random_state": random_state,
         },
         "neighbors_metric": "manhattan" if metric == "wasserstein" else "euclidean",
         "train_loss": np.asarray(history),
+        "fit_seconds": fit_seconds,
+        "n_steps": n_steps,
     }
+    if coreset is not None:
+        out.uns[key_added].update(coreset_seconds=select_seconds, coreset_size=len(pool))
     return target if copy else None
+
+
+def _embed(enc, Xs, rows, dev) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([enc(Xs[rows[s : s + 4096]].to(dev)) for s in range(0, len(rows), 4096)])
+
+
+def _select(enc, Xs, y, train_idx, method, *, fraction, loss, batch_size, temperature, rng, dev):
+    """(Re-)select the training subset: its cell indices and per-cell weights (a tensor of mean 1).
+
+    ``"wasserstein"`` selects on the cumulative histograms of the current embeddings (Manhattan = W1);
+    ``"craig"`` on each cell's gradient of the loss with respect to its embedding, taken in shuffled minibatches
+    of the training size (the network is not differentiated, so this costs a forward pass and the loss).
+    """
+    n = len(train_idx)
+    if method == "random":
+        idx = np.sort(rng.choice(train_idx, size=max(2, round(fraction * n)), replace=False))
+        return idx, torch.ones(len(idx))
+    enc.eval()
+    z = _embed(enc, Xs, train_idx, dev)
+    if method == "wasserstein":
+        feats = cdf(z, temperature=temperature).cpu().numpy()
+    else:
+        feats = np.zeros(tuple(z.shape), dtype=np.float32)
+        labels = y[train_idx].to(dev)
+        order = rng.permutation(n)
+        for start in range(0, n, batch_size):
+            rows = order[start : start + batch_size]
+            if len(rows) < 2:
+                continue
+            zb = z[rows].detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(loss(zb, labels[rows]) * len(rows), zb)
+            feats[rows] = grad.cpu().numpy()
+    local, weight = stratified_coreset(feats, y[train_idx].numpy(), fraction=fraction, method=method, rng=rng)
+    return train_idx[local], torch.as_tensor(weight / weight.mean(), dtype=torch.float32)
