@@ -25,7 +25,8 @@ import importlib.metadata as md
 
 import maxfuse  # noqa: F401
 import pamona.Pamona  # noqa: F401
+from geosketch import gs  # noqa: F401
 from moscot.problems.cross_modality import TranslationProblem  # noqa: F401
 
-print("peers installed:", {p: md.version(p) for p in ("maxfuse", "moscot", "pamona", "jax", "POT", "torch")})
+print("peers installed:", {p: md.version(p) for p in ("maxfuse", "moscot", "pamona", "geosketch", "jax", "POT", "torch")})
 PY

@@ -97,6 +97,21 @@ def test_batches_and_cell_types_have_requested_counts():
     assert sorted(m.obs["cell_type"].astype(str)) == [f"type{k}" for k in range(5)]
 
 
+def test_type_proportions_give_rare_types():
+    props = [0.6, 0.3, 0.095, 0.005]
+    m = simulate_multiome(4000, n_cell_types=4, type_proportions=props, random_state=0, **SMALL)
+    counts = m.obs["cell_type"].value_counts().reindex([f"type{k}" for k in range(4)]).to_numpy()
+    expected = 4000 * np.asarray(props)
+    assert np.all(np.abs(counts - expected) < 4 * np.sqrt(expected))  # binomial sd: the rare type has 20 +- 4.5
+    assert m.uns["simulation"]["type_proportions"] == pytest.approx(props)
+    # proportions are normalised; the draws that do not depend on the types are unchanged
+    same = simulate_multiome(200, n_cell_types=4, type_proportions=[6, 3, 0.95, 0.05], random_state=1, **SMALL)
+    other = simulate_multiome(200, n_cell_types=4, random_state=1, **SMALL)
+    assert same.uns["simulation"]["type_proportions"] == pytest.approx([0.6, 0.3, 0.095, 0.005])
+    assert "type_proportions" not in other.uns["simulation"]
+    assert np.allclose(same["rna"].varm["loadings"], other["rna"].varm["loadings"])
+
+
 def test_write_h5mu_round_trip(small, tmp_path):
     import warnings
 
@@ -283,6 +298,9 @@ def test_cell_types_recoverable_and_partners_linked_beyond_type(default_size):
         ({"rna_depth": 0.0}, "rna_depth"),
         ({"atac_depth": float("nan")}, "atac_depth"),
         ({"rna_dispersion": 20.0}, "rna_dispersion"),
+        ({"n_cell_types": 3, "type_proportions": [0.5, 0.5]}, "type_proportions"),
+        ({"n_cell_types": 2, "type_proportions": [1.0, -0.1]}, "type_proportions"),
+        ({"n_cell_types": 2, "type_proportions": [0.0, 0.0]}, "type_proportions"),
     ],
 )
 def test_bad_values_raise_value_error(kwargs, match):

@@ -25,6 +25,7 @@ def test_select_coreset_writes_selection_and_weights(method):
     assert np.all(w[~sel] == 0) and np.all(w[sel] > 0)
     assert adata.uns["coreset"]["n_selected"] == 60
     assert adata.uns["coreset"]["params"]["method"] == method
+    assert adata.uns["coreset"]["params"]["kernel"] == "adaptive"
 
 
 def test_select_coreset_copy_and_mudata():
@@ -44,6 +45,8 @@ def test_select_coreset_rejects_bad_input_before_writing():
         scm.tl.select_coreset(adata, fraction=1.5)
     with pytest.raises(ValueError, match="method"):
         scm.tl.select_coreset(adata, method="kmeans")
+    with pytest.raises(ValueError, match="kernel"):
+        scm.tl.select_coreset(adata, kernel="local")
     with pytest.raises(ValueError, match="X_lsi"):
         scm.tl.select_coreset(adata, use_rep="X_lsi")
     assert "coreset_selected" not in adata.obs

@@ -70,3 +70,40 @@ def test_learn_metric_progress_bar(capsys, progress_bar):
     scm.tl.learn_metric(adata, labels_key="ct", epochs=2, progress_bar=progress_bar)
     err = capsys.readouterr().err
     assert ("learn_metric" in err and "loss=" in err) is progress_bar
+
+
+@pytest.mark.parametrize("loss", ["etriplet", "econtrastive", "wtriplet", "wcontrastive"])
+@pytest.mark.parametrize("coreset", ["wasserstein", "craig", "random"])
+def test_coreset_training_runs_with_every_loss(loss, coreset):
+    adata = _adata(400)
+    scm.tl.learn_metric(
+        adata, labels_key="ct", loss=loss, train_key="train", epochs=4, batch_size=25, coreset=coreset,
+        coreset_fraction=0.25, coreset_every=2, progress_bar=False,
+    )  # fmt: skip
+    uns = adata.uns["metric"]
+    # 25% of the 200 training cells, 2 minibatches of 25 per epoch
+    assert uns["coreset_size"] == 50 and uns["n_steps"] == 8
+    assert uns["params"]["coreset"] == coreset and uns["coreset_seconds"] <= uns["fit_seconds"]
+    assert adata.obsm["X_metric"].shape[0] == 400 and np.isfinite(adata.obsm["X_metric"]).all()
+
+
+def test_coreset_training_learns_from_a_fifth_of_the_cells():
+    adata = _adata()
+    scm.tl.learn_metric(
+        adata, labels_key="ct", train_key="train", epochs=30, coreset="wasserstein", coreset_fraction=0.2,
+        batch_size=40, random_state=0, progress_bar=False,
+    )  # fmt: skip
+    assert adata.uns["metric"]["n_steps"] == 30  # one minibatch of the 40 chosen cells per epoch
+    # measured 0.75 (all 200 cells, five times the steps: 0.76); the input space gives 0.66
+    assert _knn_accuracy(adata, "X_metric") > 0.66 + 0.05
+
+
+def test_coreset_settings_are_validated_before_writing():
+    adata = _adata(50)
+    with pytest.raises(ValueError, match="coreset"):
+        scm.tl.learn_metric(adata, labels_key="ct", coreset="kmeans")
+    with pytest.raises(ValueError, match="coreset_fraction"):
+        scm.tl.learn_metric(adata, labels_key="ct", coreset="random", coreset_fraction=0)
+    with pytest.raises(ValueError, match="coreset_every"):
+        scm.tl.learn_metric(adata, labels_key="ct", coreset="random", coreset_every=0)
+    assert "X_metric" not in adata.obsm and "metric" not in adata.uns

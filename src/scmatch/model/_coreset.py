@@ -26,6 +26,7 @@ from sklearn.neighbors import NearestNeighbors
 from .._utils import _rng
 
 CORESETS = ("craig", "random")
+KERNELS = ("global", "adaptive")
 
 
 def facility_location_objective(sim: np.ndarray | sp.spmatrix, selected: np.ndarray) -> float:
@@ -97,14 +98,29 @@ def _greedy_dense(sim: np.ndarray, k: int) -> np.ndarray:
     return np.asarray(chosen, dtype=np.int64)
 
 
-def knn_similarity(X: np.ndarray, *, n_neighbors: int = 30) -> sp.csr_matrix:
-    """Gaussian similarity on each row's ``n_neighbors`` nearest rows (itself included with similarity 1)."""
+def knn_similarity(X: np.ndarray, *, n_neighbors: int = 30, kernel: str = "global") -> sp.csr_matrix:
+    """Gaussian similarity on each row's ``n_neighbors`` nearest rows (itself included with similarity 1).
+
+    ``kernel="global"``: ``exp(-d^2 / (2 sigma^2))`` with ``sigma`` the median neighbour distance of all rows.
+    ``kernel="adaptive"``: ``exp(-d_ij^2 / (2 sigma_i sigma_j))`` with ``sigma_i`` the median distance of row
+    ``i`` to its neighbours (local scaling, Zelnik-Manor and Perona 2004). With one global scale, cells in dense
+    regions have the larger similarities and facility location spends its budget there; local scales give every
+    neighbourhood a similar weight, so sparse regions (rare cell types) are covered too.
+    """
+    if kernel not in KERNELS:
+        raise ValueError(f"Unknown kernel {kernel!r}; use one of {KERNELS}.")
     n = X.shape[0]
     k = min(n_neighbors + 1, n)
     dist, idx = NearestNeighbors(n_neighbors=k).fit(X).kneighbors(X)
-    positive = dist[:, 1:][dist[:, 1:] > 0]
-    sigma = float(np.median(positive)) if positive.size else 1.0
-    sim = np.exp(-(dist**2) / (2 * sigma**2))
+    if kernel == "global":
+        positive = dist[:, 1:][dist[:, 1:] > 0]
+        sigma = float(np.median(positive)) if positive.size else 1.0
+        sim = np.exp(-(dist**2) / (2 * sigma**2))
+    else:
+        local = np.median(dist[:, 1:], axis=1) if k > 1 else np.ones(n)
+        positive = local[local > 0]
+        local = np.where(local > 0, local, float(np.median(positive)) if positive.size else 1.0)
+        sim = np.exp(-(dist**2) / (2 * local[:, None] * local[idx]))
     return sp.csr_matrix((sim.ravel(), idx.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
 
 
@@ -125,12 +141,14 @@ def select_coreset_indices(
     method: str = "craig",
     n_neighbors: int = 30,
     chunk_size: int = 5000,
+    kernel: str = "global",
     random_state: int | np.random.Generator | None = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices (sorted) and weights of a coreset of the rows of ``X``; weights sum to ``X.shape[0]``.
 
-    ``method="craig"``: facility location per random chunk (see the module docstring), weight = number of cells
-    nearest to each selected cell. ``method="random"``: a uniform random subset with equal weights ``n / k``.
+    ``method="craig"``: facility location per random chunk (see the module docstring) on the ``kernel``
+    similarity of :func:`knn_similarity`, weight = number of cells nearest to each selected cell.
+    ``method="random"``: a uniform random subset with equal weights ``n / k``.
 
     Examples
     --------
@@ -156,7 +174,7 @@ def select_coreset_indices(
     picked, weights = [], []
     for chunk, budget in zip(chunks, budgets, strict=True):
         Xc = X[chunk]
-        local = greedy_facility_location(knn_similarity(Xc, n_neighbors=n_neighbors), budget)
+        local = greedy_facility_location(knn_similarity(Xc, n_neighbors=n_neighbors, kernel=kernel), budget)
         nearest = NearestNeighbors(n_neighbors=1).fit(Xc[local]).kneighbors(Xc, return_distance=False)[:, 0]
         picked.append(chunk[local])
         weights.append(np.bincount(nearest, minlength=len(local)).astype(float))

@@ -8,7 +8,7 @@ from mudata import MuData
 
 from .._keys import Key
 from .._utils import _check_finite, _dense, _get_matrix, _get_modality, logger
-from ..model._coreset import CORESETS, select_coreset_indices
+from ..model._coreset import CORESETS, KERNELS, select_coreset_indices
 
 
 def select_coreset(
@@ -21,6 +21,7 @@ def select_coreset(
     method: str = "craig",
     n_neighbors: int = 30,
     chunk_size: int = 5000,
+    kernel: str = "adaptive",
     random_state: int | None = 0,
     key_added: str = "coreset",
     copy: bool = False,
@@ -50,6 +51,11 @@ def select_coreset(
         Neighbours per cell in the similarity graph.
     chunk_size
         Largest number of cells whose neighbours are searched together (memory and time bound).
+    kernel
+        Similarity on the kNN graph (``method="craig"``): ``"adaptive"`` (default) scales each distance by the
+        two cells' own neighbour distances, so sparse regions such as rare cell types are covered as well as
+        dense ones; ``"global"`` uses one scale for all cells, which concentrates the subset in dense regions.
+        See :func:`scmatch.model._coreset.knn_similarity`.
     random_state
         Seed of the chunking (and of the random subset).
     key_added
@@ -80,6 +86,8 @@ def select_coreset(
         raise ValueError(f"Unknown method {method!r}; use one of {CORESETS}.")
     if not 0 < fraction <= 1:
         raise ValueError(f"`fraction` must be in (0, 1], got {fraction}; e.g. 0.1 keeps a tenth of the cells.")
+    if kernel not in KERNELS:
+        raise ValueError(f"Unknown kernel {kernel!r}; use one of {KERNELS}.")
     if n_neighbors < 1 or chunk_size < 2:
         raise ValueError("`n_neighbors` must be >= 1 and `chunk_size` >= 2.")
     X = _get_matrix(adata, obsm=use_rep) if use_rep is not None else _get_matrix(adata, layer=layer)
@@ -92,6 +100,7 @@ def select_coreset(
         method=method,
         n_neighbors=n_neighbors,
         chunk_size=chunk_size,
+        kernel=kernel,
         random_state=random_state,
     )
     selected = np.zeros(adata.n_obs, dtype=bool)
@@ -112,6 +121,7 @@ def select_coreset(
             "method": method,
             "n_neighbors": n_neighbors,
             "chunk_size": chunk_size,
+            "kernel": kernel,
             "random_state": random_state,
         },
         "n_selected": len(idx),
