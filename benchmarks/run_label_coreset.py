@@ -56,17 +56,22 @@ DEFAULT_METHODS = [
 ]
 
 
-def simulated_50k(cache: Path):
-    """RNA of the 50k labelled simulation, preprocessed with the scmatch recipe (cached as h5ad)."""
+def simulated_50k(cache: Path, *, separated: bool = False):
+    """RNA of the 50k labelled simulation, preprocessed with the scmatch recipe (cached as h5ad).
+
+    ``separated``: tighter types (``within_type_sd=0.4`` instead of 0.75) and deeper RNA (3,000 counts instead of
+    1,000), so that the types, rare ones included, stand apart in ``X_pca`` (10-NN type purity 0.92 against 0.66).
+    """
     import anndata as ad
 
     import scmatch as scm
 
-    path = cache / "simulated_50k_rna.h5ad"
+    path = cache / f"simulated_50k{'_separated' if separated else ''}_rna.h5ad"
     if path.exists():
         return ad.read_h5ad(path)
     props = np.r_[np.random.default_rng(1).dirichlet(np.full(20, 4.0)) * 0.985, [0.005, 0.004, 0.003, 0.003]]
-    mdata = scm.datasets.simulate_multiome(50_000, n_cell_types=24, type_proportions=props, n_peaks=500)
+    spread = {"within_type_sd": 0.4, "rna_depth": 3000.0} if separated else {}
+    mdata = scm.datasets.simulate_multiome(50_000, n_cell_types=24, type_proportions=props, n_peaks=500, **spread)
     rna = mdata["rna"]
     scm.pp.recipe_rna(rna)
     rna.obs["train"] = (rna.obs["batch"] == "batch0").to_numpy()
@@ -202,7 +207,10 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     command = "python benchmarks/run_label_coreset.py " + " ".join(argv)
     for dataset in args.datasets:
-        adata = simulated_50k(args.cache) if dataset == "simulated_50k" else real(dataset)
+        if dataset.startswith("simulated_50k"):
+            adata = simulated_50k(args.cache, separated=dataset.endswith("_separated"))
+        else:
+            adata = real(dataset)
         for seed in args.seeds:
             for method in args.methods:
                 rec = run(adata, dataset, method, seed, args.epochs, args.loss)

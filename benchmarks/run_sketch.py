@@ -1,10 +1,12 @@
 """Sketching: ``scmatch.tl.select_coreset`` against uniform sampling and geometric sketching (geosketch).
 
-    python benchmarks/run_sketch.py --datasets simulated_50k cite multiome totalvi --seeds 0 1 2
+    python benchmarks/run_sketch.py --seeds 0 1 2
     python benchmarks/make_table.py sketch
 
 A sketch keeps a share (``--fractions``: 1%, 5%, 10%) of the cells of one modality (RNA ``X_pca``: the scmatch
-recipe; for ``simulated_50k`` the cached set of ``run_label_coreset.py``, both batches). Measures:
+recipe; for ``simulated_50k`` and ``simulated_50k_separated`` the cached sets of ``run_label_coreset.py``, both
+batches: 50,000 cells, 24 types, 4 of them rare; in the first the types overlap in ``X_pca``, in the second they
+stand apart). Measures:
 
 - ``types_retained``: share of the cell types with at least one cell in the sketch;
 - ``rare_types_retained``: the same over the rare types, those with at most 0.5% of the cells (``n_rare_types``
@@ -13,8 +15,9 @@ recipe; for ``simulated_50k`` the cached set of ``run_label_coreset.py``, both b
   distance between the full data and the sketch, as the sketch is a subset), and ``mean_distance``, its mean;
 - ``seconds``: wall time of the selection.
 
-Methods: ``scmatch_craig`` (``tl.select_coreset`` with its defaults: the adaptive kernel), ``scmatch_craig_global``
-(the same with ``kernel="global"``, one distance scale for all cells), ``uniform`` (a uniform random subset) and
+Methods: ``scmatch_kcenter`` (``tl.select_coreset`` with its defaults: greedy k-center), ``scmatch_craig``
+(``method="craig"``: facility location on the adaptive kNN kernel), ``scmatch_craig_global`` (the same with
+``kernel="global"``, one distance scale for all cells), ``uniform`` (a uniform random subset) and
 ``geosketch`` (``geosketch.gs(X_pca, n, replace=False)``, Hie et al. 2019), which runs in the peers' virtual
 environment (``benchmarks/peers/.venv``, set up by ``benchmarks/peers/setup_venv.sh``), never in scmatch's.
 """
@@ -38,6 +41,8 @@ from _data import DATASETS, data_dir  # noqa: E402
 from run_label_coreset import RARE_SHARE, simulated_50k  # noqa: E402
 
 RESULTS = HERE / "results" / "sketch"
+DATASETS_RUN = ["simulated_50k", "simulated_50k_separated", "cite", "multiome", "totalvi"]
+METHODS = ["scmatch_kcenter", "scmatch_craig", "scmatch_craig_global", "uniform", "geosketch"]
 PEERS_PYTHON = HERE / "peers" / ".venv" / "bin" / "python"
 GEOSKETCH = """
 import sys, time, numpy as np
@@ -51,8 +56,8 @@ np.save(sys.argv[4], np.r_[idx, int(1e6 * (time.perf_counter() - t0))])
 
 def load(name: str, cache: Path):
     """RNA AnnData with ``X_pca`` and ``obs['cell_type']``."""
-    if name == "simulated_50k":
-        return simulated_50k(cache)
+    if name.startswith("simulated_50k"):
+        return simulated_50k(cache, separated=name.endswith("_separated"))
     import mudata
 
     import scmatch as scm
@@ -107,8 +112,8 @@ def measures(X: np.ndarray, labels: np.ndarray, idx: np.ndarray) -> dict:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--datasets", nargs="+", default=["simulated_50k", "cite", "multiome", "totalvi"])
-    p.add_argument("--methods", nargs="+", default=["scmatch_craig", "scmatch_craig_global", "uniform", "geosketch"])
+    p.add_argument("--datasets", nargs="+", default=DATASETS_RUN)
+    p.add_argument("--methods", nargs="+", default=METHODS)
     p.add_argument("--fractions", nargs="+", type=float, default=[0.01, 0.05, 0.1])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "scmatch_label_coreset")

@@ -1,8 +1,10 @@
+import itertools
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from scmatch.model._coreset import greedy_facility_location, knn_similarity, select_coreset_indices
+from scmatch.model._coreset import farthest_first, greedy_facility_location, knn_similarity, select_coreset_indices
 from scmatch.model._label_coreset import stratified_coreset
 
 
@@ -64,3 +66,30 @@ def test_adaptive_kernel_covers_a_sparse_rare_cluster():
     assert rare == {"global": 0, "adaptive": 1}  # 2% of 60 cells is 1.2
     with pytest.raises(ValueError, match="kernel"):
         knn_similarity(X[:20], kernel="local")
+
+
+def test_farthest_first_picks_every_separated_group():
+    rng = np.random.default_rng(5)
+    sizes, centres = (500, 300, 100, 5, 2), 50 * np.eye(5)
+    X = np.concatenate([c + rng.normal(size=(n, 5)) for n, c in zip(sizes, centres, strict=True)])
+    group = np.repeat(np.arange(5), sizes)
+    picks = farthest_first(X, 5, start=0)
+    assert sorted(group[picks].tolist()) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_farthest_first_radius_within_twice_the_optimum(seed):
+    X = np.random.default_rng(seed).normal(size=(12, 2))
+    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    optimum = min(D[:, list(c)].min(1).max() for c in itertools.combinations(range(12), 3))
+    radius = D[:, farthest_first(X, 3, start=seed)].min(1).max()
+    assert optimum <= radius <= 2 * optimum + 1e-6
+
+
+def test_kcenter_sketch_keeps_the_rare_cluster_that_facility_location_misses():
+    rng = np.random.default_rng(4)
+    X = np.r_[0.1 * rng.normal(size=(2000, 5)), 10 + rng.normal(size=(60, 5))]
+    idx, w = select_coreset_indices(X, fraction=0.02, method="kcenter", random_state=0)
+    assert len(idx) == 41 and w.sum() == pytest.approx(2060)
+    rare = idx >= 2000
+    assert rare.sum() >= 1 and w[rare].sum() == pytest.approx(60)  # the rare cells are represented by their own

@@ -1,4 +1,4 @@
-"""Coreset selection: greedy facility location (CRAIG) on a kNN similarity graph, and its random control.
+"""Coreset selection: greedy facility location (CRAIG) on a kNN similarity graph, greedy k-center, and random.
 
 Facility location: for a similarity ``s(i, j) >= 0`` between cells, choose ``S`` (|S| = k) maximising
 ``F(S) = sum_i max_{j in S} s(i, j)``. ``F`` is monotone submodular, so the greedy choice (add the cell with the
@@ -26,6 +26,8 @@ from sklearn.neighbors import NearestNeighbors
 from .._utils import _rng
 
 CORESETS = ("craig", "random")
+#: methods of tl.select_coreset (sketching): the training coresets plus farthest-first traversal
+SKETCHES = ("kcenter", *CORESETS)
 KERNELS = ("global", "adaptive")
 
 
@@ -124,6 +126,26 @@ def knn_similarity(X: np.ndarray, *, n_neighbors: int = 30, kernel: str = "globa
     return sp.csr_matrix((sim.ravel(), idx.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
 
 
+def farthest_first(X: np.ndarray, k: int, *, start: int = 0) -> np.ndarray:
+    """Greedy k-center (farthest-first traversal, Gonzalez 1985): each pick is the row farthest from those picked.
+
+    The largest distance from a row to its nearest pick (the covering radius, i.e. the Hausdorff distance from
+    all rows to the picks) is at most twice the optimum over all choices of ``k`` rows. Every separated group of
+    rows, however small, is picked once the radius falls below its distance to the rest. O(n * k * dim) time.
+    """
+    X = np.asarray(X, dtype=np.float32)
+    k = int(min(k, X.shape[0]))
+    chosen = np.empty(k, dtype=np.int64)
+    nearest = np.full(X.shape[0], np.inf, dtype=np.float32)
+    j = int(start)
+    for i in range(k):
+        chosen[i] = j
+        diff = X - X[j]
+        np.minimum(nearest, np.einsum("ij,ij->i", diff, diff), out=nearest)
+        j = int(np.argmax(nearest))
+    return chosen
+
+
 def _budgets(sizes: list[int], total: int) -> np.ndarray:
     """Split ``total`` over chunks proportionally to their sizes (largest remainders), at least 1 per chunk."""
     sizes_arr = np.asarray(sizes, dtype=float)
@@ -148,7 +170,8 @@ def select_coreset_indices(
 
     ``method="craig"``: facility location per random chunk (see the module docstring) on the ``kernel``
     similarity of :func:`knn_similarity`, weight = number of cells nearest to each selected cell.
-    ``method="random"``: a uniform random subset with equal weights ``n / k``.
+    ``method="kcenter"``: farthest-first traversal per random chunk (:func:`farthest_first`), weighted the same
+    way. ``method="random"``: a uniform random subset with equal weights ``n / k``.
 
     Examples
     --------
@@ -158,8 +181,8 @@ def select_coreset_indices(
     >>> len(idx), float(w.sum())
     (50, 500.0)
     """
-    if method not in CORESETS:
-        raise ValueError(f"Unknown coreset method {method!r}; use one of {CORESETS}.")
+    if method not in SKETCHES:
+        raise ValueError(f"Unknown coreset method {method!r}; use one of {SKETCHES}.")
     if not 0 < fraction <= 1:
         raise ValueError(f"`fraction` must be in (0, 1], got {fraction}.")
     X = np.asarray(X, dtype=np.float32)
@@ -174,7 +197,10 @@ def select_coreset_indices(
     picked, weights = [], []
     for chunk, budget in zip(chunks, budgets, strict=True):
         Xc = X[chunk]
-        local = greedy_facility_location(knn_similarity(Xc, n_neighbors=n_neighbors, kernel=kernel), budget)
+        if method == "kcenter":
+            local = farthest_first(Xc, budget, start=int(rng.integers(len(Xc))))
+        else:
+            local = greedy_facility_location(knn_similarity(Xc, n_neighbors=n_neighbors, kernel=kernel), budget)
         nearest = NearestNeighbors(n_neighbors=1).fit(Xc[local]).kneighbors(Xc, return_distance=False)[:, 0]
         picked.append(chunk[local])
         weights.append(np.bincount(nearest, minlength=len(local)).astype(float))

@@ -1,4 +1,4 @@
-"""tl.select_coreset: a small weighted subset of cells that represents the whole (CRAIG facility location)."""
+"""tl.select_coreset: a small weighted subset of cells that covers or represents the whole (sketching)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from mudata import MuData
 
 from .._keys import Key
 from .._utils import _check_finite, _dense, _get_matrix, _get_modality, logger
-from ..model._coreset import CORESETS, KERNELS, select_coreset_indices
+from ..model._coreset import KERNELS, SKETCHES, select_coreset_indices
 
 
 def select_coreset(
@@ -18,7 +18,7 @@ def select_coreset(
     use_rep: str | None = "X_pca",
     layer: str | None = None,
     fraction: float = 0.1,
-    method: str = "craig",
+    method: str = "kcenter",
     n_neighbors: int = 30,
     chunk_size: int = 5000,
     kernel: str = "adaptive",
@@ -26,12 +26,23 @@ def select_coreset(
     key_added: str = "coreset",
     copy: bool = False,
 ) -> AnnData | MuData | None:
-    """Select a weighted coreset of cells, e.g. to shrink a large reference before training.
+    """Select a small weighted subset of cells (a sketch), for fast exploration, plotting or a smaller reference.
 
-    ``method="craig"`` maximises the facility-location objective ``sum_i max_{j in S} s(i, j)`` greedily on a
-    kNN similarity graph (within random chunks of at most ``chunk_size`` cells; see
-    :mod:`scmatch.model._coreset`); each selected cell is weighted by the number of cells nearest to it, so the
-    weights sum to the number of cells. ``method="random"`` draws a uniform subset with equal weights ``n / k``.
+    - ``method="kcenter"`` (default): greedy k-center (farthest-first traversal): each pick is the cell farthest
+      from those already picked, which keeps the largest distance from any cell to the subset (the Hausdorff
+      distance) within twice its optimum. Every group of cells that stands apart, such as a rare cell type, is
+      picked; so are outlying cells, so filter low-quality cells and doublets first.
+    - ``method="craig"``: greedy facility location, ``max sum_i max_{j in S} s(i, j)`` on a kNN similarity
+      graph: the subset follows the density of the cells (the smallest mean distance to the subset) and can miss
+      small groups.
+    - ``method="random"``: a uniform random subset.
+
+    Both greedy methods run within random chunks of at most ``chunk_size`` cells, with budgets proportional to
+    the chunks' sizes (see :mod:`scmatch.model._coreset`). Each selected cell is weighted by the number of cells
+    nearest to it (``n / k`` for ``"random"``), so the weights sum to the number of cells. In the project's
+    benchmark (50,000 simulated cells, 24 types, 4 of them at most 0.5% of the cells; ``benchmarks/README.md``,
+    Sketching), ``"kcenter"`` kept every rare type at 1% and had the smallest Hausdorff distance, ahead of
+    uniform sampling and geometric sketching (geosketch); ``"craig"`` had the smallest mean distance.
 
     Parameters
     ----------
@@ -46,18 +57,17 @@ def select_coreset(
     fraction
         Share of the cells to select, in (0, 1].
     method
-        ``"craig"`` or ``"random"``.
+        ``"kcenter"``, ``"craig"`` or ``"random"``.
     n_neighbors
-        Neighbours per cell in the similarity graph.
+        Neighbours per cell in the similarity graph (``method="craig"``).
     chunk_size
         Largest number of cells whose neighbours are searched together (memory and time bound).
     kernel
         Similarity on the kNN graph (``method="craig"``): ``"adaptive"`` (default) scales each distance by the
-        two cells' own neighbour distances, so sparse regions such as rare cell types are covered as well as
-        dense ones; ``"global"`` uses one scale for all cells, which concentrates the subset in dense regions.
-        See :func:`scmatch.model._coreset.knn_similarity`.
+        two cells' own neighbour distances, which gives sparse regions more weight than one global scale
+        (``"global"``) does. See :func:`scmatch.model._coreset.knn_similarity`.
     random_state
-        Seed of the chunking (and of the random subset).
+        Seed of the chunking, of k-center's first pick and of the random subset.
     key_added
         Prefix of the written keys.
     copy
@@ -82,8 +92,8 @@ def select_coreset(
     (100, 1000.0)
     """
     adata = _get_modality(data, mod)
-    if method not in CORESETS:
-        raise ValueError(f"Unknown method {method!r}; use one of {CORESETS}.")
+    if method not in SKETCHES:
+        raise ValueError(f"Unknown method {method!r}; use one of {SKETCHES}.")
     if not 0 < fraction <= 1:
         raise ValueError(f"`fraction` must be in (0, 1], got {fraction}; e.g. 0.1 keeps a tenth of the cells.")
     if kernel not in KERNELS:
