@@ -86,6 +86,26 @@ COLUMNS = {
         ("epochs_run", "epochs", ".0f", None),
         ("coreset_fraction", "fraction", ".1f", None),
     ],
+    "label_coreset": [
+        ("precision_at_10", "precision@10", ".3f", "max"),
+        ("precision_at_10_macro", "precision@10, mean over types", ".3f", "max"),
+        ("precision_at_10_rare", "precision@10, rare types", ".3f", "max"),
+        ("knn_accuracy", "kNN accuracy", ".3f", "max"),
+        ("fit_seconds", "fit s", ".1f", None),
+        ("coreset_seconds", "of which selection s", ".1f", None),
+        ("n_steps", "steps", ".0f", None),
+        ("epochs", "epochs", ".0f", None),
+        ("coreset_fraction", "fraction", ".2f", None),
+    ],
+    "sketch": [
+        ("types_retained", "types kept", ".3f", "max"),
+        ("rare_types_retained", "rare types kept", ".3f", "max"),
+        ("n_rare_types", "rare types", ".0f", None),
+        ("hausdorff", "Hausdorff ↓", ".2f", "min"),
+        ("mean_distance", "mean distance ↓", ".2f", "min"),
+        ("n_selected", "cells kept", ".0f", None),
+        ("seconds", "s", ".2f", None),
+    ],
 }
 # the matching columns, with the first fit of a fresh process (numba compilation) beside the fit, without Δ RSS
 COLUMNS["peers"] = [c for c in COLUMNS["matching"] if c[0] != "peak_rss_delta_mb"]
@@ -119,6 +139,7 @@ DASH_MISSING = {"peers"}  # tables that show a dash, not nan, where a row's reco
 SKIP = {"seed", "n_train", "n_test", "n_cores", "torch_threads", "max_nnz_per_row", "git_dirty"}
 DATASET_ORDER = ["cite", "multiome", "totalvi", "snareseq", "challenge_cite", "challenge_multiome", "simulated"]
 DATASET_ORDER += [f"simulated_{n}" for n in (1000, 10000, 50000, 100000)]
+DATASET_ORDER += ["simulated_50k", "simulated_50k_separated"]
 METHOD_ORDER = ["random", "linear", "clip"]
 
 INTRO = """# Benchmarks
@@ -205,6 +226,8 @@ def table(name: str, records: list[dict]) -> str:
     for key in keys:
         recs = groups[key]
         sizes = f"{recs[0].get('n_train', '?')} / {recs[0].get('n_test', '?')}"
+        if "n_train" not in recs[0] and "n_cells" in recs[0]:  # one set, no query (e.g. sketching)
+            sizes = f"{recs[0]['n_cells']} cells"
         cells = [
             f"**{text}**" if (key[0], j) in best and mean == best[key[0], j] and len(rows) > 1 else text
             for j, (mean, text) in enumerate(rows[key])

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -54,6 +55,18 @@ DEFAULT_METHODS = [
     "wasserstein_0.05",
     "rs_0.05",
 ]
+
+
+def git_info() -> dict:
+    """Commit of the checkout the benchmark runs from, and whether it has uncommitted changes."""
+
+    def out(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(HERE), *args], capture_output=True, text=True, check=True).stdout
+
+    try:
+        return {"git_commit": out("rev-parse", "HEAD").strip(), "git_dirty": bool(out("status", "--porcelain").strip())}
+    except (OSError, subprocess.CalledProcessError):
+        return {"git_commit": None, "git_dirty": None}
 
 
 def simulated_50k(cache: Path, *, separated: bool = False):
@@ -206,6 +219,7 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(1)
     command = "python benchmarks/run_label_coreset.py " + " ".join(argv)
+    git = git_info()
     for dataset in args.datasets:
         if dataset.startswith("simulated_50k"):
             adata = simulated_50k(args.cache, separated=dataset.endswith("_separated"))
@@ -214,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         for seed in args.seeds:
             for method in args.methods:
                 rec = run(adata, dataset, method, seed, args.epochs, args.loss)
-                rec.update(command=command, n_cores=os.cpu_count(), timestamp=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                rec.update(command=command, n_cores=os.cpu_count(), timestamp=time.strftime("%Y-%m-%dT%H:%M:%S%z"), **git)
                 suffix = "" if args.loss == "etriplet" else f"__{args.loss}"
                 out = args.out / f"{dataset}__{method}{suffix}__seed{seed}.json"
                 out.parent.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE)]
 from _data import DATASETS, data_dir  # noqa: E402
-from run_label_coreset import RARE_SHARE, simulated_50k  # noqa: E402
+from run_label_coreset import RARE_SHARE, git_info, simulated_50k  # noqa: E402
 
 RESULTS = HERE / "results" / "sketch"
 DATASETS_RUN = ["simulated_50k", "simulated_50k_separated", "cite", "multiome", "totalvi"]
@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     command = "python benchmarks/run_sketch.py " + " ".join(argv)
+    git = git_info()
     for dataset in args.datasets:
         adata = load(dataset, args.cache)
         X = np.ascontiguousarray(adata.obsm["X_pca"], dtype=np.float32)
@@ -142,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
                         "command": command,
                         "n_cores": os.cpu_count(),
                         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                        **git,
                     }
                     out = args.out / f"{dataset}__{rec['method']}__seed{seed}.json"
                     out.parent.mkdir(parents=True, exist_ok=True)

@@ -181,14 +181,13 @@ def learn_metric(
     Xs = torch.as_tensor((X - mean) / scale)
     y = torch.as_tensor(codes.astype(np.int64))
     train_idx = np.flatnonzero(use)
-    n_subset = max(2, round(coreset_fraction * len(train_idx))) if coreset is not None else len(train_idx)
     history, n_steps, select_seconds = [], 0, 0.0
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
         torch.manual_seed(int(rng.integers(2**31 - 1)))
         enc = _Encoder(X.shape[1], d_embed, hidden, dropout).to(dev)
         opt = torch.optim.AdamW(enc.parameters(), lr=lr, weight_decay=1e-4)
-        bs = min(batch_size, n_subset, len(train_idx))
+        max_bs = min(batch_size, len(train_idx))
 
         def embedding_loss(z, yy, weight=None):
             same = yy[:, None] == yy[None, :]
@@ -209,13 +208,14 @@ def learn_metric(
                     coreset,
                     fraction=coreset_fraction,
                     loss=embedding_loss,
-                    batch_size=bs,
+                    batch_size=max_bs,
                     temperature=hist_temperature,
                     rng=rng,
                     dev=dev,
                 )
                 select_seconds += time.perf_counter() - t0
             enc.train()
+            bs = min(max_bs, len(pool))  # a subset smaller than a minibatch is one minibatch
             perm = rng.permutation(len(pool))
             losses = []
             for start in range(0, len(perm) - bs + 1, bs):
