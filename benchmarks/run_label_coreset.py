@@ -228,7 +228,8 @@ def main(argv: list[str] | None = None) -> None:
         for seed in args.seeds:
             for method in args.methods:
                 rec = run(adata, dataset, method, seed, args.epochs, args.loss)
-                rec.update(command=command, n_cores=os.cpu_count(), timestamp=time.strftime("%Y-%m-%dT%H:%M:%S%z"), **git)
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                rec.update(command=command, n_cores=os.cpu_count(), timestamp=stamp, **git)
                 suffix = "" if args.loss == "etriplet" else f"__{args.loss}"
                 out = args.out / f"{dataset}__{method}{suffix}__seed{seed}.json"
                 out.parent.mkdir(parents=True, exist_ok=True)
