@@ -112,7 +112,10 @@ def learn_metric(
 
         The two facility-location methods are stratified by label (every label keeps at least one cell) and
         weight each chosen cell by the number of cells it represents; see :mod:`scmatch.model._label_coreset`.
-        ``None`` (default) trains on every cell.
+        ``None`` (default) trains on every cell. On 25,000 simulated reference cells of 24 types
+        (``benchmarks/README.md``, Label coreset) a 10% Wasserstein coreset kept 97% of the full-data
+        precision@10 at an eighth of the time, but one or two epochs over every cell did as well in the same
+        time: to fit faster, lower ``epochs`` first.
     coreset_fraction
         Share of the training cells in the subset, in (0, 1].
     coreset_every
