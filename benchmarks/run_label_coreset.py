@@ -69,22 +69,32 @@ def git_info() -> dict:
         return {"git_commit": None, "git_dirty": None}
 
 
-def simulated_50k(cache: Path, *, separated: bool = False):
-    """RNA of the 50k labelled simulation, preprocessed with the scmatch recipe (cached as h5ad).
+#: the 50k simulations: name -> (simulator settings, the 4 rare types' shares)
+SIMULATIONS = {
+    "simulated_50k": ({}, [0.005, 0.004, 0.003, 0.003]),
+    "simulated_50k_separated": ({"within_type_sd": 0.4, "rna_depth": 3000.0}, [0.005, 0.004, 0.003, 0.003]),
+    "simulated_50k_separated_rarest": ({"within_type_sd": 0.4, "rna_depth": 3000.0}, [0.002, 0.001, 0.0005, 0.0002]),
+}
 
-    ``separated``: tighter types (``within_type_sd=0.4`` instead of 0.75) and deeper RNA (3,000 counts instead of
-    1,000), so that the types, rare ones included, stand apart in ``X_pca`` (10-NN type purity 0.92 against 0.66).
+
+def simulated_50k(cache: Path, name: str = "simulated_50k"):
+    """RNA of a 50k labelled simulation (``SIMULATIONS``), preprocessed with the scmatch recipe (cached as h5ad).
+
+    24 types: 20 share the cells left by the 4 rare ones (a Dirichlet draw). ``_separated``: tighter types
+    (``within_type_sd=0.4`` instead of 0.75) and deeper RNA (3,000 counts instead of 1,000), so that the types,
+    rare ones included, stand apart in ``X_pca`` (10-NN type purity 0.92 against 0.66). ``_rarest``: rare types of
+    0.2%, 0.1%, 0.05% and 0.02% of the cells (100, 50, 25 and 10 cells) instead of 0.5% to 0.3%.
     """
     import anndata as ad
 
     import scmatch as scm
 
-    path = cache / f"simulated_50k{'_separated' if separated else ''}_rna.h5ad"
+    path = cache / f"{name}_rna.h5ad"
     if path.exists():
         return ad.read_h5ad(path)
-    props = np.r_[np.random.default_rng(1).dirichlet(np.full(20, 4.0)) * 0.985, [0.005, 0.004, 0.003, 0.003]]
-    spread = {"within_type_sd": 0.4, "rna_depth": 3000.0} if separated else {}
-    mdata = scm.datasets.simulate_multiome(50_000, n_cell_types=24, type_proportions=props, n_peaks=500, **spread)
+    settings, rare = SIMULATIONS[name]
+    props = np.r_[np.random.default_rng(1).dirichlet(np.full(20, 4.0)) * (1 - sum(rare)), rare]
+    mdata = scm.datasets.simulate_multiome(50_000, n_cell_types=24, type_proportions=props, n_peaks=500, **settings)
     rna = mdata["rna"]
     scm.pp.recipe_rna(rna)
     rna.obs["train"] = (rna.obs["batch"] == "batch0").to_numpy()
@@ -221,8 +231,8 @@ def main(argv: list[str] | None = None) -> None:
     command = "python benchmarks/run_label_coreset.py " + " ".join(argv)
     git = git_info()
     for dataset in args.datasets:
-        if dataset.startswith("simulated_50k"):
-            adata = simulated_50k(args.cache, separated=dataset.endswith("_separated"))
+        if dataset in SIMULATIONS:
+            adata = simulated_50k(args.cache, dataset)
         else:
             adata = real(dataset)
         for seed in args.seeds:

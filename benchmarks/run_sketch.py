@@ -4,9 +4,9 @@
     python benchmarks/make_table.py sketch
 
 A sketch keeps a share (``--fractions``: 1%, 5%, 10%) of the cells of one modality (RNA ``X_pca``: the scmatch
-recipe; for ``simulated_50k`` and ``simulated_50k_separated`` the cached sets of ``run_label_coreset.py``, both
-batches: 50,000 cells, 24 types, 4 of them rare; in the first the types overlap in ``X_pca``, in the second they
-stand apart). Measures:
+recipe; for the ``simulated_50k*`` sets, the cached simulations of ``run_label_coreset.py``, both batches: 50,000
+cells, 24 types, 4 of them rare; in ``simulated_50k`` the types overlap in ``X_pca``, in the ``_separated`` sets
+they stand apart, and in ``_rarest`` the rare types have 10 to 100 cells). Measures:
 
 - ``types_retained``: share of the cell types with at least one cell in the sketch;
 - ``rare_types_retained``: the same over the rare types, those with at most 0.5% of the cells (``n_rare_types``
@@ -38,10 +38,10 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE)]
 from _data import DATASETS, data_dir  # noqa: E402
-from run_label_coreset import RARE_SHARE, git_info, simulated_50k  # noqa: E402
+from run_label_coreset import RARE_SHARE, SIMULATIONS, git_info, simulated_50k  # noqa: E402
 
 RESULTS = HERE / "results" / "sketch"
-DATASETS_RUN = ["simulated_50k", "simulated_50k_separated", "cite", "multiome", "totalvi"]
+DATASETS_RUN = [*SIMULATIONS, "cite", "multiome", "totalvi"]
 METHODS = ["scmatch_kcenter", "scmatch_craig", "scmatch_craig_global", "uniform", "geosketch"]
 PEERS_PYTHON = HERE / "peers" / ".venv" / "bin" / "python"
 GEOSKETCH = """
@@ -56,8 +56,8 @@ np.save(sys.argv[4], np.r_[idx, int(1e6 * (time.perf_counter() - t0))])
 
 def load(name: str, cache: Path):
     """RNA AnnData with ``X_pca`` and ``obs['cell_type']``."""
-    if name.startswith("simulated_50k"):
-        return simulated_50k(cache, separated=name.endswith("_separated"))
+    if name in SIMULATIONS:
+        return simulated_50k(cache, name)
     import mudata
 
     import scmatch as scm
