@@ -139,7 +139,7 @@ DASH_MISSING = {"peers"}  # tables that show a dash, not nan, where a row's reco
 SKIP = {"seed", "n_train", "n_test", "n_cores", "torch_threads", "max_nnz_per_row", "git_dirty"}
 DATASET_ORDER = ["cite", "multiome", "totalvi", "snareseq", "challenge_cite", "challenge_multiome", "simulated"]
 DATASET_ORDER += [f"simulated_{n}" for n in (1000, 10000, 50000, 100000)]
-DATASET_ORDER += ["simulated_50k", "simulated_50k_separated"]
+DATASET_ORDER += ["simulated_50k", "simulated_50k_separated", "simulated_50k_separated_rarest"]
 METHOD_ORDER = ["random", "linear", "clip"]
 
 INTRO = """# Benchmarks
