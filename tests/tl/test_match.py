@@ -68,8 +68,9 @@ def test_sparse_sinkhorn_reports_how_it_ended(toy):
     # 20 candidates of 100 columns: the sparse solver runs (a full support small enough goes to POT's dense one)
     scm.tl.match_modalities(toy, reference="is_reference", model=MatchModel(**FAST, n_candidates=20), top_k=20)
     solver = toy.uns["match"]["matching_solver"]
-    assert 1 <= solver["sinkhorn_iterations"] <= 200
-    assert solver["sinkhorn_converged"] == (solver["sinkhorn_iterations"] < 200)
+    # up to 8 epsilon-scaling stages of 10 iterations, then at most 200 at the temperature
+    assert 1 <= solver["sinkhorn_iterations"] <= 8 * 10 + 200
+    assert solver["sinkhorn_converged"] or solver["sinkhorn_iterations"] >= 200
     assert 0 <= solver["sinkhorn_marginal_error"] < 1
 
 

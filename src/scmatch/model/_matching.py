@@ -44,7 +44,14 @@ def row_softmax(sim: sp.csr_matrix, *, temperature: float) -> sp.csr_matrix:
 
 
 def sinkhorn_sparse(
-    sim: sp.csr_matrix, *, temperature: float, n_iter: int = 200, tol: float = 1e-6, info: dict | None = None
+    sim: sp.csr_matrix,
+    *,
+    temperature: float,
+    n_iter: int = 200,
+    tol: float = 1e-6,
+    scaling_stages: int = 8,
+    stage_iter: int = 10,
+    info: dict | None = None,
 ) -> sp.csr_matrix:
     """Entropic optimal transport restricted to the stored support, in the log domain.
 
@@ -61,15 +68,27 @@ def sinkhorn_sparse(
     temperature
         Entropic regularisation: the log-kernel is ``S / temperature``.
     n_iter
-        Most iterations; one iteration updates the row potentials ``f``, then the column potentials ``g``.
+        Most iterations at ``temperature``; one iteration updates the row potentials ``f``, then the column
+        potentials ``g``.
     tol
         Stopping tolerance. After each iteration's column update the column marginals are exact, and the loop
         stops once every live row's mass ``sum_j P_ij`` is within ``tol / n1`` of its target ``1 / n_live_rows``
         (with every row live, a relative error of ``tol`` per row).
+    scaling_stages, stage_iter
+        Epsilon scaling: before the iterations at ``temperature``, run at most ``stage_iter`` iterations at each
+        of ``temperature * 2^scaling_stages``, ..., ``temperature * 2``, each warm-starting the next. At a low
+        temperature the plain iterations converge slowly: on the CITE starter, 200 of them left the rows' masses
+        53% off their target at the largest, and 8 stages of 10 iterations before the same 200 brought that to 3%
+        and the match score from 0.114 to 0.141 (more than 2,000 plain iterations reach); totalVI, Multiome,
+        SNARE-seq and the simulator moved by less than their seed spread. The stages start no hotter than the
+        spread of the similarities (``max - min``): hotter starts gave potentials far outside the range of the
+        costs, a worse warm start than none. On synthetic supports with a few heavy hub columns the scaled
+        iterations converged more slowly than the plain ones. ``scaling_stages=0`` runs the plain iterations
+        only.
     info
-        If a dict, it is filled with ``n_iter`` (iterations run), ``marginal_error`` (the largest absolute error
-        of a live row's mass after the last iteration; NaN if no iteration ran) and ``converged`` (whether that
-        error met the tolerance).
+        If a dict, it is filled with ``n_iter`` (iterations run, all stages), ``marginal_error`` (the largest
+        absolute error of a live row's mass after the last iteration; NaN if no iteration ran) and ``converged``
+        (whether that error met the tolerance).
 
     Returns
     -------
@@ -114,18 +133,31 @@ def sinkhorn_sparse(
     threshold = tol / max(n1, 1)
     # dead rows/columns (no support) keep potential 0: no entry reads them, and finite values avoid inf - inf
     f, g = torch.zeros(n1, dtype=torch.float64), torch.zeros(n2, dtype=torch.float64)
-    h = row_lse(g)  # h_i = log2 sum_j 2^(logk_ij + g_j) over live rows: the row update is f = log_a - h
+    # epsilon scaling: start at temperature * 2^stages (log-kernels / 2^stages, exact in binary floating point),
+    # no hotter than the spread of the similarities: hotter stages give potentials far outside the range of the
+    # costs, which warm-start the colder stages badly
+    spread = float(sim.data.max() - sim.data.min()) if sim.nnz else 0.0
+    if scaling_stages > 0:
+        scaling_stages = int(min(scaling_stages, max(0.0, np.floor(np.log2(max(spread, 1e-300) / temperature)))))
+    for lse in (row_lse, col_lse):
+        _scale_log_kernel(lse, 2.0**-scaling_stages)
     done, error = 0, float("nan")
-    for _ in range(n_iter):
-        f_live = h.neg().add_(log_a)
-        row_lse.scatter(f_live, f)
-        col_lse.scatter(col_lse(f).neg_().add_(log_b), g)
-        h = row_lse(g)
-        done += 1
-        # row masses 2^(f + h) of the coupling after the g update (its column masses are exact)
-        error = float(torch.exp2(f_live + h).sub_(2.0**log_a).abs_().max()) if len(h) else 0.0
-        if error < threshold:
-            break
+    for stage in range(scaling_stages, -1, -1):
+        h = row_lse(g)  # h_i = log2 sum_j 2^(logk_ij + g_j) over live rows: the row update is f = log_a - h
+        for _ in range(n_iter if stage == 0 else stage_iter):
+            f_live = h.neg().add_(log_a)
+            row_lse.scatter(f_live, f)
+            col_lse.scatter(col_lse(f).neg_().add_(log_b), g)
+            h = row_lse(g)
+            done += 1
+            # row masses 2^(f + h) of the coupling after the g update (its column masses are exact)
+            error = float(torch.exp2(f_live + h).sub_(2.0**log_a).abs_().max()) if len(h) else 0.0
+            if error < threshold:
+                break
+        if stage:  # halve the temperature: log-kernels and potentials (in units of the temperature) double
+            for lse in (row_lse, col_lse):
+                _scale_log_kernel(lse, 2.0)
+            g.mul_(2.0)
     if info is not None:
         info.update(n_iter=done, marginal_error=error, converged=bool(error < threshold))
     # normalised rows: P_ij = 2^(logk_ij + g_j - h_i); f cancels
@@ -134,6 +166,13 @@ def sinkhorn_sparse(
     rows = torch.repeat_interleave(torch.arange(n1), tensor(np.diff(sim.indptr)), output_size=sim.nnz)
     data = torch.exp2(logk + g[tensor(sim.indices)] - h_rows[rows]).numpy()
     return normalize_rows(sp.csr_matrix((data, sim.indices.copy(), sim.indptr.copy()), shape=sim.shape))
+
+
+def _scale_log_kernel(lse, factor: float) -> None:
+    """Multiply a :class:`_SegmentLogSumExp`'s log-kernel in place (padding stays -inf)."""
+    if factor != 1.0:
+        lse.logk.mul_(factor)
+        lse.piece_logk.mul_(factor)
 
 
 def _drop_entries(sim: sp.csr_matrix, drop: np.ndarray) -> sp.csr_matrix:
