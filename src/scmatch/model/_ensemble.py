@@ -24,8 +24,9 @@ from torch import nn
 
 from ._modules import CrossAttentionMatcher
 
-#: tensors per member returned by :meth:`CrossAttentionMatcher.cross_projections` (query, key, value, base)
-N_PROJECTIONS = 4
+#: tensors per member returned by :meth:`CrossAttentionMatcher.cross_projections`: for the rows (mod1) and for
+#: the candidates (mod2)
+N_PROJECTIONS = {1: 4, 2: 3}
 
 
 class EnsembleMatcher(nn.Module):
@@ -83,8 +84,9 @@ class EnsembleMatcher(nn.Module):
         """Mean over members of the cross term ``i1 . c1`` of each cell and its gathered candidates."""
         total = None
         for k, member in enumerate(self.members):
-            part = slice(k * N_PROJECTIONS, (k + 1) * N_PROJECTIONS)
-            value = member.candidate_cross_similarity(proj1[part], proj2[part])
+            rows = slice(k * N_PROJECTIONS[1], (k + 1) * N_PROJECTIONS[1])
+            candidates = slice(k * N_PROJECTIONS[2], (k + 1) * N_PROJECTIONS[2])
+            value = member.candidate_cross_similarity(proj1[rows], proj2[candidates])
             total = value if total is None else total + value
         return total / self.n_models
 

@@ -74,11 +74,12 @@ def ann_candidates(
 def _rerank(module, val, idx, tokens1, tokens2, device, rerank_chunk: int) -> None:
     """Add ``alpha * i1 . c1`` to the candidate values in place.
 
-    The cross-attention projections are computed once per cell (:meth:`CrossAttentionMatcher.cross_projections`)
-    and gathered for each row's candidates, so the work per (cell, candidate) pair is only the attention itself.
-    An ensemble is re-ranked one member at a time (each adds ``alpha / K`` times its own cross term), so only one
-    member's projections of the candidate cells are held at once: about 330 MB per 100,000 cells instead of 1 GB
-    for three members.
+    What the cross term needs from each cell is computed once per cell
+    (:meth:`CrossAttentionMatcher.cross_projections`); for each row's candidates only their tokens and a few
+    per-cell numbers are gathered, and the rest is one batched product per row chunk plus elementwise work
+    (:meth:`CrossAttentionMatcher.candidate_cross_similarity`). An ensemble is re-ranked one member at a time (each
+    adds ``alpha / K`` times its own cross term), so only one member's per-cell tensors of the candidate cells are
+    held at once: about 140 MB per 100,000 cells with the default widths.
     """
     members = getattr(module, "members", None)
     if members is None:

@@ -1,0 +1,84 @@
+"""The cross term of candidate pairs, computed from per-cell projections, against its definition."""
+
+import pytest
+import torch
+
+from scmatch.model._ensemble import EnsembleMatcher
+from scmatch.model._modules import CrossAttentionMatcher
+
+
+def _network(seed: int, **kwargs) -> CrossAttentionMatcher:
+    torch.manual_seed(seed)
+    net = CrossAttentionMatcher(12, 9, dropout=0.0, **kwargs).eval()
+    with torch.no_grad():  # biases are zero at initialisation: make every parameter count
+        for p in net.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return net
+
+
+def _gather(proj, idx):
+    flat = idx.reshape(-1)
+    return tuple(t.index_select(0, flat).view(*idx.shape, *t.shape[1:]) for t in proj)
+
+
+@pytest.mark.parametrize("shape", [{}, {"n_tokens": 3, "d_model": 16, "d_embed": 8, "n_heads": 2}])
+def test_candidate_cross_similarity_equals_definition(shape):
+    net = _network(0, **shape)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        tok1 = net.tokens(torch.randn(30, 12, generator=gen), 1)
+        tok2 = net.tokens(torch.randn(40, 9, generator=gen), 2)
+        idx = torch.randint(0, 40, (30, 7), generator=gen)
+        expected = net.cross_similarity(tok1, tok2[idx])  # (30, 7), the attention written out
+        got = net.candidate_cross_similarity(
+            net.cross_projections(tok1, 1), _gather(net.cross_projections(tok2, 2), idx)
+        )
+        full = net.cross_similarity(tok1, tok2)  # all pairs, another path of the definition
+    assert got.shape == (30, 7)
+    assert expected.abs().mean() > 0.05  # not a degenerate all-zero case
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(got, full.gather(1, idx), atol=1e-5, rtol=0)
+
+
+def test_cross_term_on_candidates_and_its_gradient():
+    """Training's restricted cross term: the best columns get the exact value and the same gradient as all pairs."""
+    net = _network(2).double()  # float64: the two paths sum in different orders
+    gen = torch.Generator().manual_seed(3)
+    x1, x2 = torch.randn(16, 12, generator=gen).double(), torch.randn(16, 9, generator=gen).double()
+    tok1, tok2 = net.tokens(x1, 1), net.tokens(x2, 2)
+    base = net.embed(tok1, 1) @ net.embed(tok2, 2).T
+    part = net.cross_term(tok1, tok2, base, n_cross=4)
+    full = net.cross_term(tok1, tok2, base)
+    score = base.detach().clone()
+    score.diagonal().fill_(float("inf"))
+    idx = torch.topk(score, 4, dim=1).indices
+    torch.testing.assert_close(part.gather(1, idx), full.gather(1, idx), atol=1e-12, rtol=0)
+    assert (idx == torch.arange(16)[:, None]).any(dim=1).all()  # each row's own partner is among its candidates
+    # every other entry of a row holds the row's smallest computed value
+    mask = torch.zeros(16, 16, dtype=torch.bool).scatter(1, idx, True)
+    lowest = part.gather(1, idx).amin(dim=1, keepdim=True).expand(16, 16)
+    torch.testing.assert_close(part[~mask], lowest[~mask])
+    # the gradients of the candidates' values equal those of the all-pairs definition
+    weights = torch.randn(16, 4, generator=gen).double()
+    params = [p for p in net.parameters() if p.requires_grad]
+    g_part = torch.autograd.grad((part.gather(1, idx) * weights).sum(), params, retain_graph=True, allow_unused=True)
+    g_full = torch.autograd.grad((full.gather(1, idx) * weights).sum(), params, allow_unused=True)
+    for p, a, b in zip(params, g_part, g_full, strict=True):
+        # a bias that cancels in a softmax is left out of the candidate path: its gradient is zero in both
+        a, b = (torch.zeros_like(p) if g is None else g for g in (a, b))
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-8)
+
+
+def test_ensemble_candidate_cross_similarity_is_member_mean():
+    members = [_network(seed) for seed in (4, 5)]
+    ens = EnsembleMatcher(members)
+    gen = torch.Generator().manual_seed(6)
+    with torch.no_grad():
+        x1, x2 = torch.randn(10, 12, generator=gen), torch.randn(20, 9, generator=gen)
+        idx = torch.randint(0, 20, (10, 5), generator=gen)
+        tok1, tok2 = ens.tokens(x1, 1), ens.tokens(x2, 2)
+        got = ens.candidate_cross_similarity(
+            ens.cross_projections(tok1, 1), _gather(ens.cross_projections(tok2, 2), idx)
+        )
+        each = [m.cross_similarity(m.tokens(x1, 1), m.tokens(x2, 2)).gather(1, idx) for m in members]
+    torch.testing.assert_close(got, (each[0] + each[1]) / 2, atol=1e-5, rtol=0)
