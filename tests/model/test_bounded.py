@@ -55,9 +55,14 @@ def test_full_support_equals_dense_sinkhorn(fitted, toy_pairs):
     """With every column a candidate, the bounded path is the exact path: POT's dense Sinkhorn on all pairs."""
     x1, x2 = toy_pairs[0][400:], toy_pairs[1][400:]
     model = copy.copy(fitted)
-    model.n_candidates = x2.shape[0]
+    model.n_candidates, model.rerank_candidates = x2.shape[0], None  # every pair with its cross term
     P = model.predict_proba(x1, x2, matching="sinkhorn", top_k=x2.shape[0]).toarray()
-    exact = sinkhorn_dense(_dense_similarity(model, x1, x2), temperature=model.temperature_["sinkhorn"])
+    # the similarities: the candidate path (gathered per-cell projections) against the all-pairs attention, equal
+    # up to float32 rounding; that rounding (1e-7) moves probabilities by up to 4e-6 at this temperature, so the
+    # transport step is compared on the same similarities
+    S = model.similarity(x1, x2).toarray()
+    np.testing.assert_allclose(S, _dense_similarity(model, x1, x2), atol=1e-6)
+    exact = sinkhorn_dense(S.astype(np.float64), temperature=model.temperature_["sinkhorn"])
     np.testing.assert_allclose(P, exact, atol=1e-6)
 
 
@@ -65,8 +70,9 @@ def test_top_k_softmax_equals_dense_softmax_truncated(fitted, toy_pairs):
     """Softmax on the k best candidates = the dense row softmax restricted to its k largest entries, renormalised."""
     x1, x2 = toy_pairs[0][400:], toy_pairs[1][400:]
     k = 10
-    P = fitted.predict_proba(x1, x2, matching="softmax", top_k=k)
     model = copy.copy(fitted)
+    model.rerank_candidates = None
+    P = model.predict_proba(x1, x2, matching="softmax", top_k=k)
     model.n_candidates = k
     S = _dense_similarity(model, x1, x2) / fitted.temperature_["softmax"]
     top = np.argsort(-S, axis=1, kind="stable")[:, :k]
@@ -74,8 +80,31 @@ def test_top_k_softmax_equals_dense_softmax_truncated(fitted, toy_pairs):
     probs = np.exp(logits - logits.max(1, keepdims=True))
     probs /= probs.sum(1, keepdims=True)
     exact = sp.csr_matrix((probs.ravel(), top.ravel(), np.arange(0, 100 * k + 1, k)), shape=P.shape).toarray()
-    # fitted.n_candidates (100) >= k: the cross term re-ranks 100 candidates, then the best k are kept
+    # n_candidates (100) >= k: the cross term re-ranks all 100 candidates, then the best k are kept
     np.testing.assert_allclose(P.toarray(), exact, atol=1e-5)  # float32 similarities, summed in another order
+
+
+def test_restricted_reranking_is_its_definition(fitted, toy_pairs):
+    """``rerank_candidates=r``: the r best by i0 . c0 get the exact similarity, the rest the row's lowest cross term."""
+    x1, x2 = toy_pairs[0][400:], toy_pairs[1][400:]
+    model = copy.copy(fitted)
+    model.n_candidates, model.rerank_candidates = 40, 15
+    S = model.similarity(x1, x2).toarray()
+    with torch.no_grad():
+        module = model.module_
+        tok1, tok2 = module.tokens(torch.tensor(x1), 1), module.tokens(torch.tensor(x2), 2)
+        base = (module.embed(tok1, 1) @ module.embed(tok2, 2).T).double().numpy()
+        cross = module.cross_similarity(tok1, tok2).double().numpy()
+    stored = S != 0
+    assert np.all(stored.sum(1) == 40)
+    top40 = np.argsort(-base, axis=1, kind="stable")[:, :40]
+    assert np.array_equal(np.sort(top40, 1), np.sort(np.nonzero(stored)[1].reshape(100, 40), 1))
+    top15 = top40[:, :15]
+    rows = np.arange(100)[:, None]
+    lowest = cross[rows, top15].min(1, keepdims=True)
+    expected = base + model.alpha * lowest  # the 25 candidates left out of the re-ranking
+    expected[rows, top15] = base[rows, top15] + model.alpha * cross[rows, top15]
+    np.testing.assert_allclose(S[stored], expected[stored], atol=1e-5)
 
 
 def test_restricted_support_stays_close_to_the_exact_path(fitted, toy_pairs):

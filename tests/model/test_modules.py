@@ -16,11 +16,6 @@ def _network(seed: int, **kwargs) -> CrossAttentionMatcher:
     return net
 
 
-def _gather(proj, idx):
-    flat = idx.reshape(-1)
-    return tuple(t.index_select(0, flat).view(*idx.shape, *t.shape[1:]) for t in proj)
-
-
 @pytest.mark.parametrize("shape", [{}, {"n_tokens": 3, "d_model": 16, "d_embed": 8, "n_heads": 2}])
 def test_candidate_cross_similarity_equals_definition(shape):
     net = _network(0, **shape)
@@ -31,7 +26,7 @@ def test_candidate_cross_similarity_equals_definition(shape):
         idx = torch.randint(0, 40, (30, 7), generator=gen)
         expected = net.cross_similarity(tok1, tok2[idx])  # (30, 7), the attention written out
         got = net.candidate_cross_similarity(
-            net.cross_projections(tok1, 1), _gather(net.cross_projections(tok2, 2), idx)
+            net.cross_projections(tok1, 1), net.gather_candidates(net.cross_projections(tok2, 2), idx)
         )
         full = net.cross_similarity(tok1, tok2)  # all pairs, another path of the definition
     assert got.shape == (30, 7)
@@ -78,7 +73,7 @@ def test_ensemble_candidate_cross_similarity_is_member_mean():
         idx = torch.randint(0, 20, (10, 5), generator=gen)
         tok1, tok2 = ens.tokens(x1, 1), ens.tokens(x2, 2)
         got = ens.candidate_cross_similarity(
-            ens.cross_projections(tok1, 1), _gather(ens.cross_projections(tok2, 2), idx)
+            ens.cross_projections(tok1, 1), ens.gather_candidates(ens.cross_projections(tok2, 2), idx)
         )
         each = [m.cross_similarity(m.tokens(x1, 1), m.tokens(x2, 2)).gather(1, idx) for m in members]
     torch.testing.assert_close(got, (each[0] + each[1]) / 2, atol=1e-5, rtol=0)

@@ -1,7 +1,7 @@
 """Ensembles of cross-attention matchers, averaged in similarity before the final transport step.
 
 :class:`EnsembleMatcher` wraps ``K`` trained :class:`~scmatch.model._modules.CrossAttentionMatcher` members and
-exposes the interface that scoring uses (``tokens``, ``embed``, ``cross_projections``,
+exposes the interface that scoring uses (``tokens``, ``embed``, ``cross_projections``, ``gather_candidates``,
 ``candidate_cross_similarity``), so that every search and solver works on it unchanged:
 
 - ``tokens`` stacks the members' tokens along the token axis;
@@ -76,6 +76,14 @@ class EnsembleMatcher(nn.Module):
         out: list[torch.Tensor] = []
         for member, tok in zip(self.members, self._split(tokens), strict=True):
             out.extend(member.cross_projections(tok, modality))
+        return tuple(out)
+
+    def gather_candidates(self, proj2: tuple[torch.Tensor, ...], idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Each member's :meth:`CrossAttentionMatcher.gather_candidates`, one flat tuple (member after member)."""
+        size = N_PROJECTIONS[2]
+        out: list[torch.Tensor] = []
+        for k, member in enumerate(self.members):
+            out.extend(member.gather_candidates(proj2[k * size : (k + 1) * size], idx))
         return tuple(out)
 
     def candidate_cross_similarity(

@@ -116,12 +116,13 @@ def distance_candidates(
     device: torch.device | None = None,
     chunk_entries: int = 8_000_000,
     rerank_chunk: int = 256,
+    n_rerank: int | None = None,
 ):
     """Sparse (n1 x n2) similarities ``-d(i0, c0) [+ alpha * i1 . c1]`` on each row's ``n_candidates`` nearest.
 
     The distance counterpart of :func:`scmatch.model._scoring.candidate_similarities`: candidates are the
     columns nearest under ``metric`` (W1 or Euclidean), not the largest ``i0 . c0``, so the candidate search is
-    consistent with the learned space.
+    consistent with the learned space. ``n_rerank`` as in :func:`~scmatch.model._scoring.candidate_similarities`.
     """
     import scipy.sparse as sp
 
@@ -138,6 +139,6 @@ def distance_candidates(
         top = torch.topk(sim, k, dim=1, sorted=False)
         idx[part], val[part] = top.indices.cpu(), top.values.float().cpu()
     if module.alpha and tokens1 is not None and tokens2 is not None:
-        _rerank(module, val, idx, tokens1, tokens2, device, rerank_chunk)
+        _rerank(module, val, idx, tokens1, tokens2, device, rerank_chunk, n_rerank)
     indptr = np.arange(0, n1 * k + 1, k)
     return sp.csr_matrix((val.numpy().ravel(), idx.numpy().ravel(), indptr), shape=(n1, n2))
