@@ -167,8 +167,9 @@ class CrossAttentionMatcher(nn.Module):
           are multiplied by, giving in one batched product the attention logits of R's queries on A's keys, those
           of A's queries on R's keys, and the dot products of A's projected values with R's projected values and
           R's pooled embedding;
-        - ``offsets`` (n, 3 T + 1, padded likewise): the bias terms of those products (zero for the first T logits,
-          whose bias is the same for all of A's tokens and cancels in the softmax);
+        - ``offsets`` (n, 3 T + 1, padded likewise): the bias terms of those products (for the first T logits the
+          same for all of A's tokens, so it cancels in the softmax; kept so every parameter takes part in the
+          graph, as DistributedDataParallel requires);
         - ``values`` (n, T + 1, d_embed): R's values projected into the space of ``c1``, and R's pooled, projected
           tokens (the residual of ``i1``);
         - ``gram`` (n, T + 1, T + 1): the dot products among ``values``.
@@ -195,7 +196,7 @@ class CrossAttentionMatcher(nn.Module):
             dim=-2,
         )
         offsets = torch.cat(
-            [torch.zeros_like(query[..., 0]), key @ self.query2.bias * self._scale, values @ value_shift], dim=-1
+            [query @ self.key2.bias * self._scale, key @ self.query2.bias * self._scale, values @ value_shift], dim=-1
         )
         # zero rows up to a multiple of 8: the batched product ran 1.5x faster with 16 rows than with 13
         pad = -maps.shape[-2] % 8
