@@ -10,11 +10,11 @@ candidates and others few or none; ``random`` draws k distinct columns per row u
 N(0, 0.1^2). Both solvers run on the same support at the same ``--temperature``, ``n_iter`` and ``tol`` (the
 ``sinkhorn_sparse`` defaults), with one torch and one BLAS thread. Reported per size: seconds (the fastest of
 ``--repeats`` runs), iterations and final row-marginal error of each, the speed-up (old / new seconds) and the
-largest absolute difference of the returned probabilities. ``--reductions`` also times one column log-sum-exp
-with three layouts (CSR order with scatters by column index, a column ordering with ``torch.segment_reduce``,
-and the dense block plus overflow used by ``sinkhorn_sparse``) and torch's float64 ``exp`` against ``exp2`` on
-nnz values. One JSON record per size and support goes to ``results/sinkhorn/`` and is printed. Timings on a
-shared machine are noisy: compare within one record.
+largest absolute difference of the returned probabilities. ``--reductions`` also times one column half-iteration:
+the log-domain log-sum-exp in two layouts (CSR order with scatters by column index, a column ordering with
+``torch.segment_reduce``) against the sparse matrix-vector product that ``sinkhorn_sparse`` runs in the scaling
+domain, and torch's float64 ``exp`` against ``exp2`` on nnz values. One JSON record per size and support goes to
+``results/sinkhorn/`` and is printed. Timings on a shared machine are noisy: compare within one record.
 """
 
 from __future__ import annotations
@@ -77,16 +77,17 @@ def _best_of(fn, repeats: int) -> tuple[float, object]:
 
 
 def time_reductions(sim: sp.csr_matrix, temperature: float, repeats: int = 20) -> dict:
-    """Milliseconds of one column reduction ``log2 sum_i 2^(logk_ij + f_i)`` per layout, and of exp vs exp2.
+    """Milliseconds of one column half-iteration per form, and of exp vs exp2.
 
-    The three layouts compute the same base-2 log-sum-exp (segment maximum, then the sum of ``2^(x - max)``):
-    ``scatter`` (entries in CSR order, scatters by column index), ``segment_reduce`` (a precomputed column
-    ordering, contiguous segments) and ``dense_block`` (what ``sinkhorn_sparse`` uses: the column-grouped CSC
-    copy in a block plus pieces). Fastest of ``repeats``.
+    Two layouts compute the log-domain column reduction ``log2 sum_i 2^(logk_ij + f_i)`` (segment maximum, then
+    the sum of ``2^(x - max)``): ``scatter`` (entries in CSR order, scatters by column index) and
+    ``segment_reduce`` (a precomputed column ordering, contiguous segments). ``csr_matvec`` is what
+    ``sinkhorn_sparse`` runs instead, in the scaling domain: one product of the stored kernel (a
+    ``torch.sparse_csr_tensor`` of the transposed support) with the row scalings. Fastest of ``repeats``.
     """
     import torch
 
-    from scmatch.model._matching import _SegmentLogSumExp
+    from scmatch.model._sinkhorn import _csr
 
     n1, n2 = sim.shape
     cols = torch.from_numpy(sim.indices.astype(np.int64))
@@ -111,21 +112,21 @@ def time_reductions(sim: sp.csr_matrix, temperature: float, repeats: int = 20) -
         values.sub_(peak.repeat_interleave(counts, output_size=len(values))).exp2_()
         return torch.segment_reduce(values, "sum", lengths=counts).log2_().add_(peak)
 
-    by_col = sim.tocsc()
-    block = _SegmentLogSumExp(
-        torch.from_numpy(by_col.indptr.astype(np.int64)),
-        torch.from_numpy(by_col.indices.astype(np.int64)),
-        torch.from_numpy(by_col.data.astype(np.float64)) / temperature / np.log(2.0),
-        n_potentials=n1,
-    )
     live = counts > 0
     reference = scatter()[live]
     out = {}
-    for name, fn in (("scatter", scatter), ("segment_reduce", segment_reduce), ("dense_block", lambda: block(f))):
+    for name, fn in (("scatter", scatter), ("segment_reduce", segment_reduce)):
         seconds, value = _best_of(fn, repeats)
-        value = value[live] if len(value) == n2 else value
-        out[name] = {"ms": 1e3 * seconds, "max_abs_diff_to_scatter": float((value - reference).abs().max())}
-    out["dense_block"].update(width=block.width, piece_width=block.piece_width, n_pieces=block.n_pieces)
+        out[name] = {"ms": 1e3 * seconds, "max_abs_diff_to_scatter": float((value[live] - reference).abs().max())}
+    by_col = sim.tocsc()
+    kernel = _csr(
+        torch.from_numpy(by_col.indptr.astype(np.int64)),
+        torch.from_numpy(by_col.indices.astype(np.int64)),
+        torch.exp2(torch.from_numpy(by_col.data.astype(np.float64)) / temperature / np.log(2.0) / 64),
+        (n2, n1),
+    )
+    scalings = torch.exp2(f)
+    out["csr_matvec"] = {"ms": 1e3 * _best_of(lambda: torch.mv(kernel, scalings), repeats)[0]}
     x, buffer = -60 * torch.rand(sim.nnz, dtype=torch.float64), torch.empty(sim.nnz, dtype=torch.float64)
     for name, fn in (("exp", torch.exp), ("exp2", torch.exp2)):
         out[f"{name}_float64"] = {"ms": 1e3 * _best_of(lambda fn=fn: fn(x, out=buffer), repeats)[0]}

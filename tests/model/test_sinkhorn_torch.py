@@ -10,8 +10,9 @@ import scipy.sparse as sp
 import torch
 from scipy.special import logsumexp
 
-from scmatch.model import _matching
-from scmatch.model._matching import _block_widths, _SegmentLogSumExp, _sinkhorn_sparse_numpy, sinkhorn_sparse
+from scmatch.model import _matching, _sinkhorn
+from scmatch.model._matching import _sinkhorn_sparse_numpy, sinkhorn_sparse
+from scmatch.model._sinkhorn import _segment_log2sumexp2
 
 
 def _support(n1, n2, *, per_row, seed, dead_rows=0, dead_cols=0, scale=1.0):
@@ -72,7 +73,7 @@ def test_equals_numpy_implementation(name, temperature):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_equals_numpy_on_a_hub_support(seed):
-    # uniform rows (the row block is the CSR data itself) and hub columns (column block plus overflow)
+    # uniform rows and hub columns (many candidates in a few columns, none in five)
     S = _hub_support(300, 15, seed=seed)
     col_counts = np.bincount(S.indices, minlength=300)
     assert col_counts.max() > 3 * np.median(col_counts) and (col_counts == 0).any()
@@ -185,61 +186,44 @@ def test_rejects_non_positive_temperature():
         sinkhorn_sparse(_support(5, 5, per_row=2, seed=0), temperature=0.0)
 
 
-@pytest.mark.parametrize("piece_cost", [0.0, 8.0, 1e9])
-def test_segment_logsumexp_layouts_equal_a_naive_one(piece_cost, monkeypatch):
-    # cost 0: the first block is as narrow as the shortest segment and the rest is cut into one-entry pieces;
-    # 1e9: no pieces, the first block is as wide as the longest segment
-    monkeypatch.setattr(_SegmentLogSumExp, "PIECE_COST", piece_cost)
+def test_segment_log2sumexp2_equals_a_naive_one():
     rng = np.random.default_rng(10)
-    n_pot = 25
     lengths = rng.integers(1, 60, size=40)
     lengths[[3, 17]] = 0
-    indptr = np.concatenate([[0], np.cumsum(lengths)])
-    index = rng.integers(0, n_pot, size=indptr[-1])
-    logk = 20 * rng.normal(size=indptr[-1])
-    pot = 20 * rng.normal(size=n_pot)
-    lse = _SegmentLogSumExp(
-        torch.from_numpy(indptr), torch.from_numpy(index), torch.from_numpy(logk), n_potentials=n_pot
-    )
-    np.testing.assert_array_equal(lse.live.numpy(), np.flatnonzero(lengths))
-    got = lse(torch.from_numpy(pot)).numpy()
-    values = (logk + pot[index]) * np.log(2.0)
-    expected = [logsumexp(values[indptr[s] : indptr[s + 1]]) / np.log(2.0) for s in np.flatnonzero(lengths)]
+    segment = np.repeat(np.arange(40), lengths)
+    x = 200 * rng.normal(size=len(segment))  # spreads far beyond float64's exp range
+    got = _segment_log2sumexp2(torch.from_numpy(x), torch.from_numpy(segment), 40).numpy()
+    expected = [logsumexp(x[segment == s] * np.log(2.0)) / np.log(2.0) if n else -np.inf for s, n in enumerate(lengths)]
     np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-12)
-    if piece_cost == 0.0:
-        assert lse.width == lengths[lengths > 0].min() and lse.piece_width == 1
-        assert lse.n_pieces == (lengths[lengths > 0] - lse.width).sum()
-    if piece_cost == 8.0:
-        assert lse.n_pieces > 0 and lse.piece_width > 1
-    if piece_cost == 1e9:
-        assert lse.width == lengths.max() and lse.n_pieces == 0
 
 
-def test_uniform_segments_use_the_data_as_the_block():
-    logk = torch.arange(12, dtype=torch.float64)
-    lse = _SegmentLogSumExp(torch.tensor([0, 4, 8, 8, 12]), torch.zeros(12, dtype=torch.int64), logk, n_potentials=1)
-    assert lse.width == 4 and lse.n_pieces == 0 and lse.logk.data_ptr() == logk.data_ptr()
-    expected = [np.log2(np.sum(2.0 ** np.arange(4 * s, 4 * s + 4))) for s in range(3)]
-    np.testing.assert_allclose(lse(torch.zeros(1, dtype=torch.float64)).numpy(), expected, rtol=1e-14)
+@pytest.mark.parametrize("seed", [4, 5])
+def test_absorption_keeps_the_log_domain_iterates(seed, monkeypatch):
+    """Cold enough (similarities / 0.0005) that the scalings leave their range and are absorbed into the kernel."""
+    S = _hub_support(300, 15, seed=seed)
+    calls = []
+    rebuild = _sinkhorn.ScaledSinkhorn._rebuild
+    monkeypatch.setattr(_sinkhorn.ScaledSinkhorn, "_rebuild", lambda self: calls.append(1) or rebuild(self))
+    diff, new_info, old_info = _compare(S, temperature=0.0005, n_iter=300)
+    assert len(calls) > 1  # the kernel was rebuilt after its first build: the log-domain path ran
+    assert diff < 1e-6
+    assert new_info["n_iter"] == old_info["n_iter"]
+    assert new_info["marginal_error"] == pytest.approx(old_info["marginal_error"], rel=1e-6, abs=1e-15)
 
 
-@pytest.mark.parametrize("piece_cost", [0.0, 1e9])
-def test_sinkhorn_does_not_depend_on_the_layout(piece_cost, monkeypatch):
-    S = _hub_support(200, 12, seed=3)
-    expected = sinkhorn_sparse(S, temperature=0.05)
-    monkeypatch.setattr(_SegmentLogSumExp, "PIECE_COST", piece_cost)
-    assert abs(sinkhorn_sparse(S, temperature=0.05) - expected).max() < 1e-12
-
-
-def test_block_widths_hand_computed():
-    lengths = torch.tensor([1, 2, 2, 10])
-    # (width 2, pieces of 8): 4 * 2 slots + one piece of the length-10 segment at 8 + 8 = 24; (10, -): 40;
-    # (1, 4): 4 + 5 pieces * 12 = 64
-    assert _block_widths(lengths, piece_cost=8.0) == (2, 8)
-    assert _block_widths(lengths, piece_cost=0.0) == (1, 1)  # no padding at all: 15 slots
-    assert _block_widths(lengths, piece_cost=1e9) == (10, 1)
-    assert _block_widths(torch.tensor([5, 5, 5]), piece_cost=8.0) == (5, 1)
-    assert _block_widths(torch.zeros(0, dtype=torch.int64), piece_cost=8.0) == (1, 1)
+def test_a_column_far_from_every_row():
+    """A column 3,000 binary orders below every row's best entry: its kernel entries underflow to zero, and the
+    column update is redone in the log domain instead of dividing by zero."""
+    S = _support(40, 40, per_row=8, seed=11, scale=0.1).tolil()
+    S[:, 7] = 0.0
+    S[::3, 7] = -6.0  # every 3rd row proposes column 7, far below its other candidates
+    S = S.tocsr()
+    S.data[S.data == 0.0] = 0.0
+    P = sinkhorn_sparse(S, temperature=0.001, n_iter=50, scaling_stages=0)
+    reference = _sinkhorn_sparse_numpy(S, temperature=0.001, n_iter=50)
+    assert np.isfinite(P.data).all()
+    assert abs(P - reference).max() < 1e-6
+    assert P[:, 7].sum() > 0.5  # the column still receives its mass
 
 
 def _paired_support(n, k, *, seed):

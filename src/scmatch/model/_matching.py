@@ -99,15 +99,16 @@ def sinkhorn_sparse(
 
     Notes
     -----
-    The iterations run in torch, float64, on the CPU with torch's thread setting, and in base 2: the log-kernel
-    and potentials are kept in units of ``log 2`` (``S / (temperature * ln 2)``), so each segment reduction is
-    ``log2 sum 2^x``, computed stably as the segment maximum plus ``log2`` of the sum of ``2^(x - max)``
-    (``exp2`` measured 3x faster than ``exp`` in torch float64 on CPU; same accuracy). Each half-iteration is one
-    such reduction over the rows (row update) or the columns (column update); see ``_SegmentLogSumExp`` for
-    the layout. The reduction that checks the row marginals after a column update is the one the next row update
-    needs, so it is computed once per iteration.
+    The iterations run in torch, float64, on the CPU with torch's thread setting, and in base 2 (the log-kernel
+    and potentials in units of ``log 2``, ``S / (temperature * ln 2)``). They run in the scaling domain: each
+    half-iteration is one sparse matrix-vector product with the kernel, absorbed into the potentials and rebuilt
+    whenever a scaling leaves a safe range, so the iterates are the log-domain ones up to rounding (see
+    :mod:`scmatch.model._sinkhorn`). The product that checks the row marginals after a column update is the one
+    the next row update needs, so it is computed once per iteration.
     """
     import torch
+
+    from ._sinkhorn import ScaledSinkhorn
 
     if not temperature > 0:
         raise ValueError(f"`temperature` must be > 0, got {temperature}.")
@@ -117,64 +118,39 @@ def sinkhorn_sparse(
         if np.isnan(sim.data).any() or np.isposinf(sim.data).any():
             raise ValueError("`sim` stores NaN or +inf similarities; drop those entries from the support instead.")
         sim = _drop_entries(sim, np.isneginf(sim.data))
-    by_col = sim.tocsc()  # the same entries grouped by column (a counting sort; duplicates and zeros kept)
-
-    def log2_kernel(data: np.ndarray):  # S / (temperature ln 2); the potentials below are in the same units
-        return torch.from_numpy(data.astype(np.float64)) / temperature * (1.0 / np.log(2.0))
-
-    def tensor(a: np.ndarray):
-        return torch.from_numpy(a.astype(np.int64))
-
-    logk = log2_kernel(sim.data)
-    row_lse = _SegmentLogSumExp(tensor(sim.indptr), tensor(sim.indices), logk, n_potentials=n2)
-    col_lse = _SegmentLogSumExp(
-        tensor(by_col.indptr), tensor(by_col.indices), log2_kernel(by_col.data), n_potentials=n1
-    )
-    log_a = -float(np.log2(max(len(row_lse.live), 1)))
-    log_b = -float(np.log2(max(len(col_lse.live), 1)))
+    logk = torch.from_numpy(sim.data.astype(np.float64)) / temperature * (1.0 / np.log(2.0))  # S / (tau ln 2)
+    row_counts, col_counts = np.diff(sim.indptr), np.bincount(sim.indices, minlength=n2)
+    live_rows = torch.from_numpy(row_counts > 0)
+    log_a = -float(np.log2(max(int(live_rows.sum()), 1)))
+    log_b = -float(np.log2(max(int((col_counts > 0).sum()), 1)))
     threshold = tol / max(n1, 1)
-    # dead rows/columns (no support) keep potential 0: no entry reads them, and finite values avoid inf - inf
-    f, g = torch.zeros(n1, dtype=torch.float64), torch.zeros(n2, dtype=torch.float64)
     # epsilon scaling: start at temperature * 2^stages (log-kernels / 2^stages, exact in binary floating point),
     # no hotter than the spread of the similarities: hotter stages give potentials far outside the range of the
     # costs, which warm-start the colder stages badly
     spread = float(sim.data.max() - sim.data.min()) if sim.nnz else 0.0
     if scaling_stages > 0:
         scaling_stages = int(min(scaling_stages, max(0.0, np.floor(np.log2(max(spread, 1e-300) / temperature)))))
-    for lse in (row_lse, col_lse):
-        _scale_log_kernel(lse, 2.0**-scaling_stages)
+    engine = ScaledSinkhorn(sim, logk * 2.0**-scaling_stages, log_a=log_a, log_b=log_b)
     done, error = 0, float("nan")
     for stage in range(scaling_stages, -1, -1):
-        h = row_lse(g)  # h_i = log2 sum_j 2^(logk_ij + g_j) over live rows: the row update is f = log_a - h
+        sums = engine.row_sums()
         for _ in range(n_iter if stage == 0 else stage_iter):
-            f_live = h.neg().add_(log_a)
-            row_lse.scatter(f_live, f)
-            col_lse.scatter(col_lse(f).neg_().add_(log_b), g)
-            h = row_lse(g)
+            u = engine.column_update(engine.row_update(sums))
+            sums = engine.row_sums()
             done += 1
-            # row masses 2^(f + h) of the coupling after the g update (its column masses are exact)
-            error = float(torch.exp2(f_live + h).sub_(2.0**log_a).abs_().max()) if len(h) else 0.0
+            # row masses u_i (K v)_i of the coupling after the column update (its column masses are exact)
+            mass_error = (u * sums).sub_(engine.a).masked_fill_(~live_rows, 0.0)
+            error = float(mass_error.abs_().max()) if n1 else 0.0
             if error < threshold:
                 break
         if stage:  # halve the temperature: log-kernels and potentials (in units of the temperature) double
-            for lse in (row_lse, col_lse):
-                _scale_log_kernel(lse, 2.0)
-            g.mul_(2.0)
+            engine.scale_kernel(2.0)
     if info is not None:
         info.update(n_iter=done, marginal_error=error, converged=bool(error < threshold))
-    # normalised rows: P_ij = 2^(logk_ij + g_j - h_i); f cancels
-    h_rows = torch.zeros(n1, dtype=torch.float64)
-    row_lse.scatter(h, h_rows)
-    rows = torch.repeat_interleave(torch.arange(n1), tensor(np.diff(sim.indptr)), output_size=sim.nnz)
-    data = torch.exp2(logk + g[tensor(sim.indices)] - h_rows[rows]).numpy()
+    # normalised rows: P_ij = 2^(L_ij + G_j - h_i)
+    h, g = engine.potentials()
+    data = torch.exp2(engine.logk + g.index_select(0, engine.cols) - h.index_select(0, engine.rows)).numpy()
     return normalize_rows(sp.csr_matrix((data, sim.indices.copy(), sim.indptr.copy()), shape=sim.shape))
-
-
-def _scale_log_kernel(lse, factor: float) -> None:
-    """Multiply a :class:`_SegmentLogSumExp`'s log-kernel in place (padding stays -inf)."""
-    if factor != 1.0:
-        lse.logk.mul_(factor)
-        lse.piece_logk.mul_(factor)
 
 
 def _drop_entries(sim: sp.csr_matrix, drop: np.ndarray) -> sp.csr_matrix:
@@ -183,114 +159,6 @@ def _drop_entries(sim: sp.csr_matrix, drop: np.ndarray) -> sp.csr_matrix:
     rows = np.repeat(np.arange(sim.shape[0]), np.diff(sim.indptr))[keep]
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=sim.shape[0]))])
     return sp.csr_matrix((sim.data[keep], sim.indices[keep], indptr), shape=sim.shape)
-
-
-class _SegmentLogSumExp:
-    """Repeated base-2 segment log-sum-exps ``log2 sum_{e in s} 2^(logk_e + pot[index_e])`` for new ``pot``.
-
-    Entries come grouped by segment, CSR-like: segment ``s`` holds entries ``indptr[s]:indptr[s + 1]`` (the rows
-    of a support in CSR order, indexed by column, or its columns in CSC order, indexed by row). Only live
-    segments (with at least one entry) are computed; results come in the order of :attr:`live`.
-
-    The layout is built once and makes the reductions dense: the first ``width`` entries of every live segment
-    fill a ``(n_live, width)`` block, and the entries past ``width`` are cut into pieces of ``piece_width`` that
-    fill a second ``(n_pieces, piece_width)`` block; padding is ``-inf``. Each block row gives its maximum and sum
-    with one dense reduction; the pieces are folded into their segments with ``scatter_reduce_`` /
-    ``scatter_add_`` over ``n_pieces`` values only. The widths minimise padded slots plus ``PIECE_COST`` per
-    piece. For a support with the same number of candidates in every row, the row block is the CSR data itself
-    and there are no pieces; columns with hubs (many candidates) get pieces. At 1e6 and 1e7 entries on CPU this
-    beat scatters by column index over CSR order and ``torch.segment_reduce`` over the column ordering
-    (``benchmarks/run_sinkhorn.py --reductions``).
-    """
-
-    #: cost of one piece (its scatters and its row of the second block) in padded slots, measured on CPU
-    PIECE_COST = 8.0
-
-    def __init__(self, indptr, index, logk, *, n_potentials: int) -> None:
-        import torch
-
-        lengths = indptr.diff()
-        self.live = torch.nonzero(lengths).ravel()
-        self.all_live = len(self.live) == len(lengths)
-        lengths, n_live, nnz = lengths[self.live], len(self.live), len(index)
-        width, piece_width = self.width, self.piece_width = _block_widths(lengths, piece_cost=self.PIECE_COST)
-        index = index.to(torch.int32 if n_potentials < 2**31 else torch.int64)
-        pieces = (lengths - width).clamp_(min=0).add_(piece_width - 1).div_(piece_width, rounding_mode="floor")
-        self.n_pieces = n_pieces = int(pieces.sum())
-        self.piece_segment = torch.repeat_interleave(torch.arange(n_live), pieces, output_size=n_pieces)
-        if bool((lengths == width).all()):  # every live segment has `width` entries: the data is the block
-            self.logk, self.index = logk.view(n_live, width), index
-            self.piece_logk, self.piece_index = torch.zeros(0, 1, dtype=torch.float64), index[:0]
-        else:
-            segment = torch.repeat_interleave(torch.arange(n_live), lengths, output_size=nnz)
-            position = torch.arange(nnz) - torch.repeat_interleave(indptr[self.live], lengths, output_size=nnz)
-            past = position - width  # >= 0: an entry of a piece
-            piece = (torch.cumsum(pieces, 0) - pieces)[segment] + past.div(piece_width, rounding_mode="floor")
-            first = n_live * width
-            slot = torch.where(past < 0, segment * width + position, first + piece * piece_width + past % piece_width)
-            # padded slots: log-kernel -inf and potential index 0 (a finite potential), so they add 2^-inf = 0
-            slots_logk = torch.full((first + n_pieces * piece_width,), -torch.inf, dtype=torch.float64)
-            slots_logk[slot] = logk
-            slots_index = torch.zeros(first + n_pieces * piece_width, dtype=index.dtype)
-            slots_index[slot] = index
-            self.logk, self.piece_logk = (
-                slots_logk[:first].view(n_live, width),
-                slots_logk[first:].view(-1, piece_width),
-            )
-            self.index, self.piece_index = slots_index[:first], slots_index[first:]
-        self.buffer = torch.empty_like(self.logk)
-        self.piece_buffer = torch.empty_like(self.piece_logk)
-
-    def __call__(self, pot):
-        """``log2 sum 2^(logk + pot[index])`` of every live segment, for finite float64 potentials ``pot``."""
-        import torch
-
-        values, pieces = self.buffer, self.piece_buffer
-        torch.index_select(pot, 0, self.index, out=values.view(-1))
-        peak = values.add_(self.logk).amax(1)  # finite: a live segment's first entry is in the first block
-        if self.n_pieces:
-            torch.index_select(pot, 0, self.piece_index, out=pieces.view(-1))
-            peak.scatter_reduce_(0, self.piece_segment, pieces.add_(self.piece_logk).amax(1), "amax")
-        total = values.sub_(peak[:, None]).exp2_().sum(1)
-        if self.n_pieces:
-            piece_peak = peak.index_select(0, self.piece_segment)[:, None]
-            total.scatter_add_(0, self.piece_segment, pieces.sub_(piece_peak).exp2_().sum(1))
-        return total.log2_().add_(peak)
-
-    def scatter(self, values, out) -> None:
-        """Write per-live-segment ``values`` into ``out`` (one entry per segment); dead entries are left as is."""
-        if self.all_live:
-            out.copy_(values)
-        else:
-            out.index_copy_(0, self.live, values)
-
-
-def _block_widths(lengths, *, piece_cost: float) -> tuple[int, int]:
-    """``(width, piece_width)`` minimising ``n * width + (piece_width + piece_cost) * n_pieces``.
-
-    ``n_pieces = sum(ceil(max(lengths - width, 0) / piece_width))``; ``width`` is searched over 65 quantiles of
-    ``lengths`` and ``piece_width`` over the powers of two up to the longest segment.
-    """
-    import torch
-
-    if len(lengths) == 0:
-        return 1, 1
-    ordered = lengths.sort().values
-    n, longest = len(ordered), int(ordered[-1])
-    unique, counts = torch.unique(ordered, return_counts=True)
-    widths = torch.unique(ordered[torch.linspace(0, n - 1, 65).round().long()])
-    remainder = (unique[None, :] - widths[:, None]).clamp_(min=0)  # (candidate width, distinct length)
-    best = (np.inf, longest, 1)
-    piece_width = 1
-    while True:
-        n_pieces = ((remainder + piece_width - 1) // piece_width * counts).sum(1)
-        cost = n * widths.double() + (piece_width + piece_cost) * n_pieces.double()
-        i = int(torch.argmin(cost))
-        if float(cost[i]) < best[0]:
-            best = (float(cost[i]), int(widths[i]), piece_width)
-        if piece_width >= longest:
-            return best[1], best[2]
-        piece_width *= 2
 
 
 def _sinkhorn_sparse_numpy(
