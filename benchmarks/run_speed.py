@@ -14,7 +14,8 @@ candidates, Sinkhorn), and each stage is timed on its own on the same embeddings
 - ``encode``: the query's embeddings and tokens;
 - ``search``: the dense ``i0 . c0`` matmul plus top-100 per row, in memory-bounded row chunks, the floor that any
   candidate search costs (``predict_proba`` is reported as a ratio to it);
-- ``rerank``: the cross-attention term on every candidate;
+- ``rerank``: the cross-attention term on the candidates (each cell's best ``rerank_candidates`` of them, as
+  ``predict_proba`` does);
 - ``sinkhorn``: the sparse Sinkhorn on the candidate support, with its iterations and final marginal error.
 
 With ``--fit-cap C``, sizes above C fit on C pairs (the matching stages still run at N x N), so that the matching
@@ -129,7 +130,7 @@ def run_size(n: int, seed: int, fit_cap: int | None, out_dir: Path, command: str
     idx = torch.as_tensor(search.indices.reshape(emb1.shape[0], -1).astype(np.int64))
     val = torch.as_tensor(search.data.reshape(emb1.shape[0], -1).copy())
     with torch.no_grad():
-        _, rerank_s = _timed(_rerank, module, val, idx, tok1, tok2, device, 256)
+        _, rerank_s = _timed(_rerank, module, val, idx, tok1, tok2, device, 256, model.rerank_candidates)
     sim = search.copy()
     sim.data = val.numpy().ravel()
     info: dict = {}
@@ -162,6 +163,7 @@ def run_size(n: int, seed: int, fit_cap: int | None, out_dir: Path, command: str
         "search_seconds": search_s,
         "dense_matmul_topk_seconds": dense_s,
         "rerank_seconds": rerank_s,
+        "rerank_candidates": getattr(model, "rerank_candidates", None),
         "sinkhorn_seconds": sinkhorn_s,
         "sinkhorn_iterations": info.get("n_iter"),
         "sinkhorn_marginal_error": info.get("marginal_error"),
