@@ -94,10 +94,10 @@ METHODS["scmatch_ms_k3_alpha0"] = {
     "model": {"calibration": "match_score", "n_models": 3, "alpha": 0.0, "progress_bar": False},
     "predict": {"matching": "sinkhorn", "top_k": 1000},
 }
-# the cross term on every candidate when matching (the default re-ranks each cell's best 50 by i0 . c0)
-METHODS["scmatch_ms_k3_rerank_all"] = {
+# the cross term on each cell's best 50 candidates by i0 . c0 only, when matching (the default: all of them)
+METHODS["scmatch_ms_k3_rerank50"] = {
     "cls": "scmatch.model:MatchModel",
-    "model": {"calibration": "match_score", "n_models": 3, "rerank_candidates": None, "progress_bar": False},
+    "model": {"calibration": "match_score", "n_models": 3, "rerank_candidates": 50, "progress_bar": False},
     "predict": {"matching": "sinkhorn", "top_k": 1000},
 }
 # the distance losses, like for like: Wasserstein-1 and Euclidean, triplet and InfoNCE/contrastive forms

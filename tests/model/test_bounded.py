@@ -107,6 +107,12 @@ def test_restricted_reranking_is_its_definition(fitted, toy_pairs):
     np.testing.assert_allclose(S[stored], expected[stored], atol=1e-5)
 
 
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_rerank_candidates_must_be_a_count(bad):
+    with pytest.raises(ValueError, match="`rerank_candidates` must be an integer >= 1"):
+        MatchModel(rerank_candidates=bad)
+
+
 def test_restricted_support_stays_close_to_the_exact_path(fitted, toy_pairs):
     """20 candidates of 100 columns: Sinkhorn on the restricted support vs on all pairs (the stated tolerance)."""
     x1, x2 = toy_pairs[0][400:], toy_pairs[1][400:]
