@@ -53,7 +53,7 @@ def sinkhorn_sparse(
     stage_iter: int = 10,
     info: dict | None = None,
 ) -> sp.csr_matrix:
-    """Entropic optimal transport restricted to the stored support, in the log domain.
+    """Entropic optimal transport restricted to the stored support (log-domain iterates, scaling-domain arithmetic).
 
     Solves for the coupling ``P_ij = exp(f_i + S_ij / temperature + g_j)`` on the support with uniform row
     marginals over the rows that have any support and uniform column marginals over the columns that have any
