@@ -156,9 +156,12 @@ def test_no_iteration_is_the_row_softmax():
     np.testing.assert_allclose(P.toarray(), _matching.row_softmax(S, temperature=0.2).toarray(), atol=1e-12)
 
 
-def test_empty_support():
-    P = sinkhorn_sparse(sp.csr_matrix((4, 3)), temperature=0.1)
-    assert P.shape == (4, 3) and P.nnz == 0
+@pytest.mark.parametrize("shape", [(4, 3), (0, 5), (5, 0), (0, 0)])
+def test_empty_support(shape):
+    info = {}
+    P = sinkhorn_sparse(sp.csr_matrix(shape), temperature=0.1, info=info)
+    assert P.shape == shape and P.nnz == 0
+    assert info["n_iter"] >= 1 and not np.isnan(info["marginal_error"])
 
 
 def test_minus_inf_similarities_leave_the_support():

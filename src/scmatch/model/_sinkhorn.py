@@ -152,6 +152,8 @@ class ScaledSinkhorn:
 
 
 def _in_range(x: torch.Tensor) -> bool:
-    """Every entry finite, positive and within [2^-ABSORB, 2^ABSORB]."""
+    """Every entry finite, positive and within [2^-ABSORB, 2^ABSORB] (true for no entries)."""
+    if not x.numel():
+        return True
     low, high = torch.aminmax(x)
     return bool(low >= 2.0**-ABSORB) and bool(high <= 2.0**ABSORB)
