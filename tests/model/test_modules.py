@@ -79,3 +79,57 @@ def test_ensemble_candidate_cross_similarity_is_member_mean():
         )
         each = [m.cross_similarity(m.tokens(x1, 1), m.tokens(x2, 2)).gather(1, idx) for m in members]
     torch.testing.assert_close(got, (each[0] + each[1]) / 2, atol=1e-5, rtol=0)
+
+
+def test_cross_term_of_unequal_batches_equals_definition():
+    """Rows and columns of different sizes (validation, scoring): the candidates' values are the definition's."""
+    net = _network(7)
+    gen = torch.Generator().manual_seed(8)
+    with torch.no_grad():
+        tok1 = net.tokens(torch.randn(10, 12, generator=gen), 1)
+        tok2 = net.tokens(torch.randn(14, 9, generator=gen), 2)
+        base = net.embed(tok1, 1) @ net.embed(tok2, 2).T
+        part = net.cross_term(tok1, tok2, base, n_cross=5)
+        idx = torch.topk(base, 5, dim=1).indices  # no partner column when the batches differ in size
+        expected = net.cross_similarity(tok1, tok2).gather(1, idx)
+    torch.testing.assert_close(part.gather(1, idx), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_training_forward_is_torchs_encoder(n_layers):
+    """Training mode runs the layers one by one (own dropout); without dropout it is torch's encoder, to 1e-6."""
+    torch.manual_seed(9)
+    net = CrossAttentionMatcher(12, 9, dropout=0.0, n_layers=n_layers).train()
+    x = torch.randn(25, 12)
+    encoder = net.encoder1
+    z = (x - net.shift1) / net.scale1
+    expected = encoder.attention(encoder.norm(encoder.mlp(z).view(-1, 4, 64) + encoder.position))
+    torch.testing.assert_close(net.tokens(x, 1), expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(net.eval().tokens(x, 1), expected, atol=1e-6, rtol=0)
+
+
+def test_dropout_masks_come_from_the_network_generator():
+    torch.manual_seed(10)
+    net = CrossAttentionMatcher(12, 9, dropout=0.3).train()
+    x = torch.randn(40, 12)
+    net.generator = torch.Generator().manual_seed(11)
+    first = net.tokens(x, 1)
+    torch.manual_seed(12)  # the global generator plays no part
+    net.generator.manual_seed(11)
+    again = net.tokens(x, 1)
+    net.generator.manual_seed(13)
+    other = net.tokens(x, 1)
+    assert torch.equal(first, again)
+    assert not torch.allclose(first, other)
+
+
+def test_dropout_keeps_the_expectation():
+    from scmatch.model._modules import _dropout
+
+    gen = torch.Generator().manual_seed(14)
+    out = _dropout(torch.ones(200_000), 0.3, gen)
+    assert abs((out == 0).float().mean().item() - 0.3) < 0.005  # 0.3 of the entries dropped (sd 0.001)
+    torch.testing.assert_close(torch.unique(out), torch.tensor([0.0, 1 / 0.7]))  # kept entries scaled by 1 / (1 - p)
+    assert abs(out.mean().item() - 1.0) < 0.01
+    x = torch.randn(5, 3)
+    assert _dropout(x, 0.0, gen) is x

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -35,11 +37,11 @@ def test_fewer_cells_than_batch_size_same_seed_and_integer_input(monkeypatch):
     assert len(model.history_["train_loss"]) == TINY["epochs"]
     assert np.all(np.isfinite(model.history_["train_loss"]))
 
-    sizes = []
+    sizes = defaultdict(list)  # per member network: the members train side by side, in threads
     original = CrossAttentionMatcher.batch_similarity
 
     def recording(self, x1, x2, **kwargs):
-        sizes.append(x1.shape[0])
+        sizes[id(self)].append(x1.shape[0])
         return original(self, x1, x2, **kwargs)
 
     monkeypatch.setattr(CrossAttentionMatcher, "batch_similarity", recording)
@@ -48,7 +50,9 @@ def test_fewer_cells_than_batch_size_same_seed_and_integer_input(monkeypatch):
         x1[:N_REF].astype(np.int64), x2[:N_REF].astype(np.int32), feature_names1=PCS, feature_names2=LSIS
     )
     n_val = MIN_VALIDATION_PAIRS
-    assert sizes[: 2 * TINY["epochs"]] == [N_REF - n_val, n_val] * TINY["epochs"]  # one training batch, then validation
+    # each member: one training batch, then validation, every epoch
+    assert len(sizes) == again.n_models == 3
+    assert all(seen[: 2 * TINY["epochs"]] == [N_REF - n_val, n_val] * TINY["epochs"] for seen in sizes.values())
     a = model.predict_proba(x1[N_REF:], x2[N_REF:])
     b = again.predict_proba(x1[N_REF:].astype(np.int64), x2[N_REF:].astype(np.int16))
     assert (a != b).nnz == 0

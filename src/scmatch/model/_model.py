@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import numbers
 import time
 from collections.abc import Sequence
@@ -18,10 +19,11 @@ from ._ensemble import EnsembleMatcher, combine_temperatures, member_split
 from ._joint import fit_shared_projection, from_json, shared_projection, to_json
 from ._matching import MATCHINGS, match_block
 from ._modules import CrossAttentionMatcher
+from ._parallel import member_threads, run_members
 from ._persist import load_model, save_model
 from ._preprocessing import read_states, states_from_adatas, writer
 from ._scoring import SEARCHES, candidate_similarities, encode
-from ._train import LOSS_METRIC, LOSSES, TrainConfig, train
+from ._train import LOSS_METRIC, LOSSES, TrainConfig, _distributed, train
 from ._wasserstein import distance_candidates
 
 ARCHITECTURE = ("n_tokens", "d_model", "d_embed", "n_heads", "n_layers", "dropout", "alpha")
@@ -366,19 +368,25 @@ class MatchModel:
         cfg = self.train_config
         if self.n_models > 1 and cfg.max_steps is not None:
             cfg = dataclasses.replace(cfg, max_steps=-(-cfg.max_steps // self.n_models))
-        members, histories, temperatures, seconds = [], [], [], 0.0
-        for k in range(self.n_models):
+        # every member's random streams come from its own seed, so members can train side by side (_parallel)
+        seeds = [int(seed) for seed in rng.integers(2**31 - 1, size=self.n_models)]
+        jobs = []
+        for k, seed in enumerate(seeds):
             val_idx, train_idx = member_split(order, n_val=n_val, member=k)
-            seed = int(rng.integers(2**31 - 1))
-            module, history = self._train_member(
-                X1, X2, val_idx, train_idx, seed=seed, cfg=cfg, rng=rng, device=device, sample_weight=sample_weight
-            )
-            calib = val_idx if n_val else train_idx
-            started = time.perf_counter()
-            temperatures.append(self._calibrate(X1[calib], X2[calib], module=module))
-            seconds += time.perf_counter() - started
+            module = self._new_member(X1, X2, train_idx, seed=seed, device=device)
+            jobs.append(
+                functools.partial(
+                    self._fit_member, module, X1, X2, val_idx, train_idx,
+                    seed=seed, cfg=cfg, device=device, sample_weight=sample_weight, member=k,
+                )
+            )  # fmt: skip
+        n_threads = member_threads(self.n_models, device, world=_distributed()[1])
+        members, histories, temperatures, seconds = [], [], [], 0.0
+        for module, history, temperature, calibration_seconds in run_members(jobs, n_threads=n_threads):
             members.append(module)
             histories.append(history)
+            temperatures.append(temperature)
+            seconds += calibration_seconds
         module = members[0] if self.n_models == 1 else EnsembleMatcher(members)
         self.module_ = module
         history = histories[0]
@@ -398,28 +406,45 @@ class MatchModel:
         logger.info("fitted: best epoch %d, temperatures %s", history.best_epoch, self.temperature_)
         return self
 
-    def _train_member(self, X1, X2, val_idx, train_idx, *, seed, cfg, rng, device, sample_weight):
-        """Train one network on ``train_idx`` (early stopping on ``val_idx``) with its own torch seed."""
+    def _new_member(self, X1, X2, train_idx, *, seed: int, device: torch.device) -> CrossAttentionMatcher:
+        """An untrained network initialised from ``seed``, its inputs standardised on ``train_idx``."""
         devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             module = CrossAttentionMatcher(X1.shape[1], X2.shape[1], **self.architecture).to(device)
-            for m, X in ((1, X1), (2, X2)):
-                shift, scale = _standardization(X[train_idx])
-                module.set_standardization(m, torch.as_tensor(shift), torch.as_tensor(scale))
-            validation = (X1[val_idx], X2[val_idx]) if len(val_idx) else None
-            history = train(
-                module,
-                X1[train_idx],
-                X2[train_idx],
-                cfg=cfg,
-                rng=rng,
-                device=device,
-                sample_weight=None if sample_weight is None else sample_weight[train_idx],
-                validation=validation,
-                progress_bar=self.progress_bar,
-            )
-        return module, history
+        for m, X in ((1, X1), (2, X2)):
+            shift, scale = _standardization(X[train_idx])
+            module.set_standardization(m, torch.as_tensor(shift), torch.as_tensor(scale))
+        return module
+
+    def _fit_member(self, module, X1, X2, val_idx, train_idx, stop, *, seed, cfg, device, sample_weight, member):
+        """Train one network on ``train_idx`` (early stopping on ``val_idx``) and calibrate it.
+
+        Its minibatches come from a NumPy generator and its noise and dropout from a torch generator, both seeded
+        with ``seed``. Returns ``(module, history, temperatures, calibration seconds)``.
+        """
+        generator = torch.Generator(device=device)
+        generator.manual_seed(seed)
+        validation = (X1[val_idx], X2[val_idx]) if len(val_idx) else None
+        history = train(
+            module,
+            X1[train_idx],
+            X2[train_idx],
+            cfg=cfg,
+            rng=np.random.default_rng(seed),
+            device=device,
+            sample_weight=None if sample_weight is None else sample_weight[train_idx],
+            validation=validation,
+            progress_bar=self.progress_bar,
+            generator=generator,
+            stop=stop,
+            desc="training" if self.n_models == 1 else f"training member {member + 1}/{self.n_models}",
+            bar_position=None if self.n_models == 1 else member,
+        )
+        calib = val_idx if len(val_idx) else train_idx
+        started = time.perf_counter()
+        temperature = self._calibrate(X1[calib], X2[calib], module=module)
+        return module, history, temperature, time.perf_counter() - started
 
     def _calibrate(self, X1, X2, *, module=None) -> dict[str, float]:
         """Temperatures chosen on held-out pairs.

@@ -51,10 +51,22 @@ class TokenEncoder(nn.Module):
         )
         self.attention = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return tokens of shape (cells, n_tokens, d_model)."""
-        tokens = self.mlp(x).view(-1, self.n_tokens, self.d_model) + self.position
-        return self.attention(self.norm(tokens))
+    def forward(self, x: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Return tokens of shape (cells, n_tokens, d_model).
+
+        In training mode the layers are run one by one (:func:`_encoder_layer`) so that every dropout mask is
+        drawn from ``generator``: ensemble members then train side by side in threads, each from its own random
+        stream, and give the same weights whatever the threads' timing. In evaluation mode torch's own
+        (fused) encoder runs; both compute the same function.
+        """
+        if not self.training:
+            tokens = self.mlp(x).view(-1, self.n_tokens, self.d_model) + self.position
+            return self.attention(self.norm(tokens))
+        hidden = _dropout(self.mlp[1](self.mlp[0](x)), self.mlp[2].p, generator)
+        tokens = self.norm(self.mlp[3](hidden).view(-1, self.n_tokens, self.d_model) + self.position)
+        for layer in self.attention.layers:
+            tokens = _encoder_layer(layer, tokens, generator)
+        return tokens
 
 
 class CrossAttentionMatcher(nn.Module):
@@ -96,6 +108,8 @@ class CrossAttentionMatcher(nn.Module):
         self.cross_head1 = nn.Linear(d_model, d_embed)
         self.cross_head2 = nn.Linear(d_model, d_embed)
         self._scale = 1.0 / math.sqrt(d_model)
+        #: random stream of the dropout masks in training (not saved; ``None``: torch's global generator)
+        self.generator: torch.Generator | None = None
         # input standardisation, set from the reference by MatchModel.fit and saved with the weights
         for m, n in ((1, n_features1), (2, n_features2)):
             self.register_buffer(f"shift{m}", torch.zeros(n))
@@ -107,10 +121,13 @@ class CrossAttentionMatcher(nn.Module):
         getattr(self, f"scale{modality}").copy_(scale)
 
     def tokens(self, x: torch.Tensor, modality: int) -> torch.Tensor:
-        """Self-attention tokens of mod1 (``modality=1``) or mod2 (``modality=2``) cells."""
+        """Self-attention tokens of mod1 (``modality=1``) or mod2 (``modality=2``) cells.
+
+        In training mode, dropout draws from :attr:`generator` (the global generator when it is ``None``).
+        """
         if modality == 1:
-            return self.encoder1((x - self.shift1) / self.scale1)
-        return self.encoder2((x - self.shift2) / self.scale2)
+            return self.encoder1((x - self.shift1) / self.scale1, generator=self.generator)
+        return self.encoder2((x - self.shift2) / self.scale2, generator=self.generator)
 
     def embed(self, tokens: torch.Tensor, modality: int) -> torch.Tensor:
         """Unit-length self-attention embedding (``i0`` or ``c0``) from tokens."""
@@ -240,6 +257,15 @@ class CrossAttentionMatcher(nn.Module):
         # (N, 3 T + 1, T_A, K): for R's vector c and A's token s, of every candidate (bmm then add: baddbmm with the
         # broadcast offsets was 15% slower)
         prod = (torch.bmm(maps, tokens2.transpose(1, 2)) + offsets.unsqueeze(-1)).view(n, -1, t, k)
+        return self._cross_from_products(prod, values1, gram1, base2, gram2)
+
+    @staticmethod
+    def _cross_from_products(prod, values1, gram1, base2, gram2) -> torch.Tensor:
+        """:meth:`candidate_cross_similarity` from the products of R's maps with A's tokens.
+
+        ``prod`` (N, 3 T + 1 [+ padding], T_A, K) holds R's ``maps`` times A's tokens plus R's ``offsets``.
+        """
+        t = gram1.shape[-1] - 1
         w = _softmax(prod[:, :t], dim=2).mean(dim=1)  # (N, T_A, K): R's tokens attend over A's tokens
         u = _softmax(prod[:, t : 2 * t], dim=1).mean(dim=2)  # (N, T_R, K): A's tokens attend over R's tokens
         cross = prod[:, 2 * t : 3 * t + 1]  # (N, T_R + 1, T_A, K): v_R[r] . v_A[s], then base_R . v_A[s]
@@ -280,12 +306,53 @@ class CrossAttentionMatcher(nn.Module):
             if b1 == b2:  # a training minibatch: row i's partner is column i
                 score.diagonal().fill_(float("inf"))
             idx = torch.topk(score, n_cross, dim=1).indices
+        maps, offsets, values1, gram1 = self.cross_projections(tok1, 1)
+        tokens2, base2, gram2 = self.cross_projections(tok2, 2)
+        t, d, k = tok2.shape[1], tok2.shape[2], idx.shape[1]
+        # a minibatch is small: every row's maps times every column's tokens in one product, then each row's
+        # candidates picked out of it, costs less than gathering the candidates' tokens per row (as when matching)
+        # and the gradient of that gather (17% of a training step at 128 pairs with 32 candidates, measured). The
+        # maps' zero padding is dropped, and the tokens go token-major so that the products come out as
+        # (B1, 3 T + 1, T, B2) with no transposed copy in either direction.
+        rows = 3 * t + 1
+        maps, offsets = maps[:, :rows], offsets[:, :rows]
+        every = (maps.reshape(-1, d) @ tokens2.transpose(0, 1).reshape(-1, d).T).view(b1, rows, t, b2)
+        prod = every.gather(3, idx.view(b1, 1, 1, k).expand(b1, rows, t, k)) + offsets[:, :, None, None]
         # index_select, not t[idx]: its backward (index_add_) sums in a fixed order, where advanced indexing's
         # (index_put_ with accumulate) gave run-to-run differences once another OpenMP runtime (numba's) was loaded
-        gathered = self.gather_candidates(self.cross_projections(tok2, 2), idx)
-        cross = self.candidate_cross_similarity(self.cross_projections(tok1, 1), gathered)
+        flat = idx.reshape(-1)
+        base2 = base2.index_select(0, flat).view(b1, k, -1)
+        gram2 = gram2.index_select(0, flat).view(b1, k, t + 1, t + 1)
+        cross = self._cross_from_products(prod, values1, gram1, base2, gram2)
         fill = cross.detach().amin(dim=1, keepdim=True).expand(b1, b2)
         return fill.scatter(1, idx, cross)
+
+
+def _dropout(x: torch.Tensor, p: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Inverted dropout (as ``F.dropout`` in training) with the mask drawn from ``generator``."""
+    if p == 0:
+        return x
+    keep = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) >= p
+    return x * keep * (1.0 / (1.0 - p))
+
+
+def _encoder_layer(layer: nn.TransformerEncoderLayer, x: torch.Tensor, generator: torch.Generator | None):
+    """A pre-norm ``nn.TransformerEncoderLayer`` in training mode, its dropout masks drawn from ``generator``.
+
+    The same parameters and the same function as the layer's own forward: self-attention block
+    ``x + dropout(out_proj(attention(norm1(x))))`` (dropout also on the attention weights), then the feed-forward
+    block ``x + dropout(linear2(dropout(activation(linear1(norm2(x))))))``.
+    """
+    attention = layer.self_attn
+    n, t, d = x.shape
+    heads = attention.num_heads
+    qkv = F.linear(layer.norm1(x), attention.in_proj_weight, attention.in_proj_bias)
+    q, k, v = qkv.view(n, t, 3, heads, d // heads).permute(2, 0, 3, 1, 4)  # each (n, heads, t, d / heads)
+    weights = _softmax(q @ k.transpose(-1, -2) * (d // heads) ** -0.5, dim=-1)
+    mixed = (_dropout(weights, attention.dropout, generator) @ v).transpose(1, 2).reshape(n, t, d)
+    x = x + _dropout(attention.out_proj(mixed), layer.dropout1.p, generator)
+    hidden = _dropout(layer.activation(layer.linear1(layer.norm2(x))), layer.dropout.p, generator)
+    return x + _dropout(layer.linear2(hidden), layer.dropout2.p, generator)
 
 
 def _softmax(scores: torch.Tensor, *, dim: int) -> torch.Tensor:
