@@ -116,6 +116,7 @@ COLUMNS["speed"] = [
     ("epochs_run", "epochs", ".0f", None),
     ("seconds_per_epoch", "s / epoch", ".2f", None),
     ("pairs_per_second", "pairs / s", ".0f", None),
+    ("ensemble_pairs_per_second", "all members' pairs / s", ".0f", None),
     ("calibration_share_of_fit", "calibration / fit", ".3f", None),
     ("predict_seconds", "`predict_proba` s", ".2f", None),
     ("dense_matmul_topk_seconds", "dense matmul + top-100 s", ".2f", None),
@@ -135,7 +136,7 @@ COLUMNS["cross_term"] = [c for c in COLUMNS["matching"] if c[0] not in ("peak_rs
 NO_TABLE = {"sinkhorn"}
 # tables whose rows are method x a record field: the row shows "method/value" (e.g. scmatch/mapping)
 METHOD_SUFFIX = {"mapping": "preprocessing"}
-DASH_MISSING = {"peers"}  # tables that show a dash, not nan, where a row's records lack a column
+DASH_MISSING = {"peers", "speed"}  # tables that show a dash, not nan, where a row's records lack a column
 SKIP = {"seed", "n_train", "n_test", "n_cores", "torch_threads", "max_nnz_per_row", "git_dirty"}
 DATASET_ORDER = ["cite", "multiome", "totalvi", "snareseq", "challenge_cite", "challenge_multiome", "simulated"]
 DATASET_ORDER += [f"simulated_{n}" for n in (1000, 10000, 50000, 100000)]

@@ -94,6 +94,7 @@ def run_size(n: int, seed: int, fit_cap: int | None, out_dir: Path, command: str
     from scmatch._utils import _device
     from scmatch.model import MatchModel
     from scmatch.model._matching import match_block
+    from scmatch.model._parallel import member_threads
     from scmatch.model._scoring import _rerank, candidate_similarities, encode, iter_chunks
 
     torch.set_num_threads(1)
@@ -138,6 +139,7 @@ def run_size(n: int, seed: int, fit_cap: int | None, out_dir: Path, command: str
         match_block, sim, matching="sinkhorn", temperature=model.temperature_["sinkhorn"], top_k=100, info=info
     )
     fit_s = float(np.sum(h["seconds"]) + np.sum(h["val_seconds"]) + h["calibration_seconds"])
+    members_at_once = member_threads(model.n_models, device)
     record = {
         "dataset": f"simulated_{n}",
         "method": "scmatch",
@@ -155,6 +157,11 @@ def run_size(n: int, seed: int, fit_cap: int | None, out_dir: Path, command: str
         "steps_per_epoch": h.get("steps_per_epoch"),
         "seconds_per_epoch": float(np.mean(h["seconds"])),
         "pairs_per_second": float(h.get("steps_per_epoch", 0) * model.train_config.batch_size / np.mean(h["seconds"])),
+        # the members train at once in threads on CPU: the ensemble's pairs per second, all members together
+        "members_at_once": members_at_once,
+        "ensemble_pairs_per_second": float(
+            members_at_once * h.get("steps_per_epoch", 0) * model.train_config.batch_size / np.mean(h["seconds"])
+        ),
         "validation_seconds_per_epoch": float(np.mean(h["val_seconds"])) if h["val_seconds"] else 0.0,
         "calibration_seconds": float(h["calibration_seconds"]),
         "calibration_share_of_fit": float(h["calibration_seconds"]) / fit_s,

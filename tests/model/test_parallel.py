@@ -98,3 +98,23 @@ def test_train_stops_when_told(toy_pairs):
             stop=stop, progress_bar=False,
         )  # fmt: skip
     assert module.generator is None  # the generator is not left on the network
+
+
+def test_dropout_stream_is_not_the_initialisation_stream(toy_pairs, monkeypatch):
+    """The weights come from torch's generator seeded with the member's seed; noise and dropout from another."""
+    init_seeds, stream_seeds = [], []
+    new_member, train = _model.MatchModel._new_member, _model.train
+
+    def recording_new_member(self, *args, seed, **kwargs):
+        init_seeds.append(seed)
+        return new_member(self, *args, seed=seed, **kwargs)
+
+    def recording_train(*args, generator, **kwargs):
+        stream_seeds.append(generator.initial_seed())
+        return train(*args, generator=generator, **kwargs)
+
+    monkeypatch.setattr(_model.MatchModel, "_new_member", recording_new_member)
+    monkeypatch.setattr(_model, "train", recording_train)
+    MatchModel(epochs=1, n_models=3, progress_bar=False).fit(toy_pairs[0][:120], toy_pairs[1][:120], random_state=1)
+    assert len(set(init_seeds)) == 3 and len(set(stream_seeds)) == 3
+    assert not set(init_seeds) & set(stream_seeds)

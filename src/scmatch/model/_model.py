@@ -135,7 +135,9 @@ class MatchModel:
         member trains for ``max_steps / n_models`` steps, so a large reference costs about what one network
         does, while a small one (under the budget) costs ``n_models`` fits. The joint embedding (``transform``)
         is the members' embeddings side by side, scaled to unit length (``n_models * d_embed`` columns). On the
-        real sets 3 networks scored 1.2 to 1.4x one network (benchmarks/README.md, Accuracy).
+        real sets 3 networks scored 1.2 to 1.4x one network (benchmarks/README.md, Accuracy). On CPU the members
+        train side by side in threads, torch's intra-op threads shared out among them (:mod:`scmatch.model._parallel`);
+        each draws from its own random streams, so the fitted weights do not depend on the threads' timing.
 
     Notes
     -----
@@ -420,18 +422,21 @@ class MatchModel:
     def _fit_member(self, module, X1, X2, val_idx, train_idx, stop, *, seed, cfg, device, sample_weight, member):
         """Train one network on ``train_idx`` (early stopping on ``val_idx``) and calibrate it.
 
-        Its minibatches come from a NumPy generator and its noise and dropout from a torch generator, both seeded
-        with ``seed``. Returns ``(module, history, temperatures, calibration seconds)``.
+        Its minibatches come from a NumPy generator seeded with ``seed`` and its noise and dropout from a torch
+        generator seeded from that NumPy generator's first draw (the initial weights came from torch's generator
+        seeded with ``seed`` itself: the masks must not replay the numbers the weights were drawn from). Returns
+        ``(module, history, temperatures, calibration seconds)``.
         """
+        rng = np.random.default_rng(seed)
         generator = torch.Generator(device=device)
-        generator.manual_seed(seed)
+        generator.manual_seed(int(rng.integers(2**63 - 1)))
         validation = (X1[val_idx], X2[val_idx]) if len(val_idx) else None
         history = train(
             module,
             X1[train_idx],
             X2[train_idx],
             cfg=cfg,
-            rng=np.random.default_rng(seed),
+            rng=rng,
             device=device,
             sample_weight=None if sample_weight is None else sample_weight[train_idx],
             validation=validation,
