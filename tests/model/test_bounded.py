@@ -155,7 +155,9 @@ def test_candidate_validation_equals_all_pairs_when_every_cell_is_a_candidate(fi
     monkeypatch.setattr(_train, "VAL_CANDIDATES", 100)
     bounded = _train._candidate_mrr(fitted.module_, x1, x2, cpu, _train.TrainConfig())
     assert bounded == pytest.approx(exact, abs=1e-6)
-    # with 10 candidates a partner outside them counts as rank infinity: the score can only drop, a little
+    # with 10 candidates a partner outside them counts as rank infinity: the score can only drop, a little (the
+    # all-pairs score is a float32 mean of reciprocal ranks, the bounded one a float64 mean: equal ranks can differ
+    # by float32 rounding, 1.2e-8 here)
     monkeypatch.setattr(_train, "VAL_CANDIDATES", 10)
     few = _train.validation_score(fitted.module_, x1, x2, cpu)
-    assert exact - 0.05 < few <= exact + 1e-9
+    assert exact - 0.05 < few <= exact + 1e-7
