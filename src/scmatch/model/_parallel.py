@@ -1,11 +1,12 @@
 """Ensemble members trained side by side in threads on CPU.
 
-A training step of one member (a minibatch of 128 pairs) is a few hundred small tensor operations: torch's
-intra-op threads barely help it (41 ms per step on one thread, 35 ms on two, on the 2-core reference machine),
-and a second core mostly waits. Members are independent until their similarities are averaged, so on CPU they
-train in threads, one torch thread each: the operations of one member run while another's Python code
-dispatches the next. On the reference machine three members train at 20 ms per step in all, against 35 ms one
-after the other (``benchmarks/README.md``, Speed).
+A training step of one member (a minibatch of 128 pairs) is a few hundred small tensor operations, which torch's
+intra-op threads speed up little: on the 2-core reference machine, about 29 ms per step on one thread and 22 ms
+on two. Members are independent until their similarities are averaged, so on CPU they train in threads, the
+intra-op threads shared out among them (one each on 2 cores): the operations of one member run while another's
+Python code dispatches the next. Three members then train at about 20 ms per step in all; at 10,000 reference
+pairs the ensemble trains at 7,000 pairs/s against 4,000 one member after the other (``benchmarks/README.md``,
+Speed).
 
 Every member draws its minibatches from its own NumPy generator and its noise and dropout masks from its own
 torch generator (see :func:`scmatch.model._train.train`), so its weights do not depend on the threads' timing.
