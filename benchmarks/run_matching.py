@@ -186,6 +186,7 @@ def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command:
         "settings": {"class": spec["cls"], "model": spec["model"], "predict": spec["predict"]},
         "params": _params(model),
         "fitted": getattr(model, "info_", {}),
+        "epochs_run": _epochs_run(model),
         **_git(),
         "command": command,
         "python": platform.python_version(),
@@ -194,6 +195,14 @@ def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command:
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(record, indent=1, default=float) + "\n")
     return record
+
+
+def _epochs_run(model) -> list[int] | None:
+    """Epochs each scmatch network trained for (early stopping); ``None`` for other methods."""
+    history = getattr(model, "history_", None)
+    if not isinstance(history, dict) or "epoch" not in history:
+        return None
+    return [int(n) for n in history.get("member_epochs", [len(history["epoch"])])]
 
 
 def _mixing(model, split) -> dict:

@@ -176,7 +176,7 @@ class MatchModel:
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         warmup_epochs: int = 10,
-        patience: int = 30,
+        patience: int = 20,
         noise: float = 0.3,
         validation_fraction: float = 0.1,
         calibration: str = "match_score",
@@ -404,6 +404,7 @@ class MatchModel:
         if self.n_models > 1:
             self.history_["n_models"] = self.n_models
             self.history_["member_best_epoch"] = [h.best_epoch for h in histories]
+            self.history_["member_epochs"] = [len(h.epoch) for h in histories]
             self.history_["member_temperature_sinkhorn"] = [t["sinkhorn"] for t in temperatures]
         logger.info("fitted: best epoch %d, temperatures %s", history.best_epoch, self.temperature_)
         return self

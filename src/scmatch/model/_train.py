@@ -32,6 +32,8 @@ LOSS_METRIC = {
 LOSSES = tuple(LOSS_METRIC)
 #: validation slices larger than this are ranked on each cell's best candidates only
 VAL_CANDIDATES = 100
+#: weight of the previous value in the moving average of the validation score that early stopping follows
+VAL_SMOOTHING = 0.7
 
 
 @dataclass
@@ -46,7 +48,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_epochs: int = 10
-    patience: int = 30
+    patience: int = 20
     noise: float = 0.3
     hist_temperature: float = 0.1
     coreset: str | None = None
@@ -72,13 +74,14 @@ class TrainConfig:
 class History:
     """Per-epoch training record.
 
-    Mean training loss, validation score, and wall seconds of the training steps (with any coreset re-selection)
-    and of the validation scoring.
+    Mean training loss, validation score, its moving average (what early stopping follows), and wall seconds of
+    the training steps (with any coreset re-selection) and of the validation scoring.
     """
 
     epoch: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
     val_score: list[float] = field(default_factory=list)
+    val_smoothed: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     val_seconds: list[float] = field(default_factory=list)
     best_epoch: int = -1
@@ -91,6 +94,7 @@ class History:
             "epoch": list(self.epoch),
             "train_loss": list(self.train_loss),
             "val_score": list(self.val_score),
+            "val_smoothed": list(self.val_smoothed),
             "seconds": list(self.seconds),
             "val_seconds": list(self.val_seconds),
             "best_epoch": int(self.best_epoch),
@@ -205,10 +209,14 @@ def train(
 ) -> History:
     """Train ``module`` in place on the paired rows of ``X1`` and ``X2``; returns the history.
 
-    The weights of the epoch with the best validation score are restored at the end. ``rng`` draws the
-    minibatches (and coresets), ``generator`` the input noise and the dropout masks (torch's global generator
-    when ``None``): with both given, training touches no global random state, so several networks can train at
-    once in threads. Raises :class:`TrainingDivergedError` if the loss becomes NaN or infinite, and
+    Early stopping follows an exponential moving average of the validation score (weight ``1 - VAL_SMOOTHING``
+    on the newest epoch): on a slice of a few dozen held-out pairs the score of one epoch is noisy, and a noise
+    peak would otherwise both pick the weights kept and restart the patience. Training stops ``cfg.patience``
+    epochs after the average last rose; the weights of the epoch where it was highest are restored at the end.
+
+    ``rng`` draws the minibatches (and coresets), ``generator`` the input noise and the dropout masks (torch's
+    global generator when ``None``): with both given, training touches no global random state, so several networks
+    can train at once in threads. Raises :class:`TrainingDivergedError` if the loss becomes NaN or infinite, and
     :class:`TrainingCancelledError` once ``stop`` is set (checked before every step).
     """
     n_all = X1.shape[0]
@@ -244,7 +252,7 @@ def train(
     history = History()
     epochs, warmup_epochs = _budget(cfg, n_steps=max(1, (n_epoch // batch_size) // world))
     history.epoch_budget, history.steps_per_epoch = epochs, max(1, (n_epoch // batch_size) // world)
-    best_score, best_state, since_best = -np.inf, None, 0
+    best_score, best_state, since_best, smoothed = -np.inf, None, 0, None
     bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=not progress_bar, leave=False, position=bar_position)
     module.generator = generator
     try:
@@ -290,12 +298,14 @@ def train(
             if validation is not None:
                 started = time.perf_counter()
                 score = validation_score(module, *validation, device, cfg=cfg)
+                smoothed = score if smoothed is None else VAL_SMOOTHING * smoothed + (1 - VAL_SMOOTHING) * score
                 history.val_score.append(score)
+                history.val_smoothed.append(smoothed)
                 history.val_seconds.append(time.perf_counter() - started)
                 bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}", val=f"{score:.3f}")
                 # early stopping only counts once the warm-up is over
-                if epoch >= warmup_epochs and score > best_score:
-                    best_score, best_state, since_best = score, copy.deepcopy(module.state_dict()), 0
+                if epoch >= warmup_epochs and smoothed > best_score:
+                    best_score, best_state, since_best = smoothed, copy.deepcopy(module.state_dict()), 0
                     history.best_epoch = epoch
                 elif epoch >= warmup_epochs:
                     since_best += 1
