@@ -218,3 +218,20 @@ def test_validation_slice_size(toy_pairs, monkeypatch, n, fraction, n_val):
     tiny = {"epochs": 1, "n_tokens": 2, "d_model": 16, "d_embed": 16, "progress_bar": False}
     MatchModel(**tiny, validation_fraction=fraction).fit(x1[:n], x2[:n])
     assert seen == {"train": n - n_val, "validation": n_val, "calibration": n_val or n}
+
+
+def test_grid_search_runs_each_stage_in_one_call():
+    """The temperature search asks for every coarse point in one call and the best one's neighbours in a second,
+    never twice for a point, and finds the minimum of a unimodal objective."""
+    from scmatch.model._model import TEMPERATURE_GRID, _grid_argmin
+
+    calls = []
+
+    def objective(values):
+        calls.append(np.asarray(values))
+        return list((np.log(values) - np.log(TEMPERATURE_GRID[21])) ** 2)
+
+    assert _grid_argmin(objective) == 21
+    assert len(calls) == 2
+    np.testing.assert_array_equal(calls[0], TEMPERATURE_GRID[0:45:4])  # 0, 4, ..., 44: the last point is one
+    np.testing.assert_array_equal(calls[1], TEMPERATURE_GRID[[17, 18, 19, 21, 22, 23]])

@@ -17,7 +17,7 @@ from .._utils import _check_finite, _device, _rng, logger
 from ._coreset import CORESETS
 from ._ensemble import EnsembleMatcher, combine_temperatures, member_split
 from ._joint import fit_shared_projection, from_json, shared_projection, to_json
-from ._matching import MATCHINGS, match_block
+from ._matching import MATCHINGS, match_block, match_block_temperatures
 from ._modules import CrossAttentionMatcher
 from ._parallel import member_threads, run_members
 from ._persist import load_model, save_model
@@ -465,14 +465,17 @@ class MatchModel:
         sim = self._similarity(module or self._check_fitted(), X1, X2, min(X1.shape[0], self.n_candidates))
         n = sim.shape[0]
 
-        def objective(name: str, tau: float) -> float:
-            P = match_block(sim, matching=name, temperature=tau, top_k=n)
-            p_true = P.diagonal()
-            if self.calibration == "nll":
-                return float(-np.mean(np.log(np.clip(p_true, 1e-12, None))))
-            return float(-np.mean(p_true))
+        def objective(name: str, temperatures: np.ndarray) -> list[float]:
+            values = []
+            for P in match_block_temperatures(sim, matching=name, temperatures=temperatures, top_k=n):
+                p_true = P.diagonal()
+                if self.calibration == "nll":
+                    values.append(float(-np.mean(np.log(np.clip(p_true, 1e-12, None)))))
+                else:
+                    values.append(float(-np.mean(p_true)))
+            return values
 
-        return {name: float(TEMPERATURE_GRID[_grid_argmin(lambda t, m=name: objective(m, t))]) for name in CALIBRATED}
+        return {name: float(TEMPERATURE_GRID[_grid_argmin(functools.partial(objective, name))]) for name in CALIBRATED}
 
     # ------------------------------------------------------------------ applying
     def _check_fitted(self) -> CrossAttentionMatcher:
@@ -709,13 +712,21 @@ class MatchModel:
 
 
 def _grid_argmin(objective, grid: np.ndarray = TEMPERATURE_GRID, step: int = 4) -> int:
-    """Index of the smallest ``objective(grid[i])``: every ``step``-th point, then the neighbours of the best."""
+    """Index of the smallest objective on ``grid``: every ``step``-th point, then the neighbours of the best.
+
+    ``objective`` maps an array of grid values to their objective values; it is called once per stage, so a
+    solver can run the values of a stage together.
+    """
     values: dict[int, float] = {}
-    for i in [*range(0, len(grid), step), len(grid) - 1]:
-        values.setdefault(i, objective(grid[i]))
+
+    def evaluate(indices) -> None:
+        new = [i for i in dict.fromkeys(indices) if i not in values]
+        if new:
+            values.update(zip(new, objective(grid[new]), strict=True))
+
+    evaluate([*range(0, len(grid), step), len(grid) - 1])
     best = min(values, key=lambda i: (values[i], i))
-    for i in range(max(0, best - step + 1), min(len(grid), best + step)):
-        values.setdefault(i, objective(grid[i]))
+    evaluate(range(max(0, best - step + 1), min(len(grid), best + step)))
     return min(values, key=lambda i: (values[i], i))
 
 

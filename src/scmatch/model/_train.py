@@ -209,10 +209,10 @@ def train(
 ) -> History:
     """Train ``module`` in place on the paired rows of ``X1`` and ``X2``; returns the history.
 
-    Early stopping follows an exponential moving average of the validation score (weight ``1 - VAL_SMOOTHING``
-    on the newest epoch): on a slice of a few dozen held-out pairs the score of one epoch is noisy, and a noise
-    peak would otherwise both pick the weights kept and restart the patience. Training stops ``cfg.patience``
-    epochs after the average last rose; the weights of the epoch where it was highest are restored at the end.
+    The weights of the epoch with the best validation score are restored at the end. Training stops once an
+    exponential moving average of that score (weight ``1 - VAL_SMOOTHING`` on the newest epoch) has not risen for
+    ``cfg.patience`` epochs: on a slice of a few dozen held-out pairs one epoch's score is noisy, and a noise peak
+    of the raw score would restart the patience.
 
     ``rng`` draws the minibatches (and coresets), ``generator`` the input noise and the dropout masks (torch's
     global generator when ``None``): with both given, training touches no global random state, so several networks
@@ -252,7 +252,7 @@ def train(
     history = History()
     epochs, warmup_epochs = _budget(cfg, n_steps=max(1, (n_epoch // batch_size) // world))
     history.epoch_budget, history.steps_per_epoch = epochs, max(1, (n_epoch // batch_size) // world)
-    best_score, best_state, since_best, smoothed = -np.inf, None, 0, None
+    best_score, best_state, best_smoothed, since_best, smoothed = -np.inf, None, -np.inf, 0, None
     bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=not progress_bar, leave=False, position=bar_position)
     module.generator = generator
     try:
@@ -304,9 +304,11 @@ def train(
                 history.val_seconds.append(time.perf_counter() - started)
                 bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}", val=f"{score:.3f}")
                 # early stopping only counts once the warm-up is over
-                if epoch >= warmup_epochs and smoothed > best_score:
-                    best_score, best_state, since_best = smoothed, copy.deepcopy(module.state_dict()), 0
+                if epoch >= warmup_epochs and score > best_score:
+                    best_score, best_state = score, copy.deepcopy(module.state_dict())
                     history.best_epoch = epoch
+                if epoch >= warmup_epochs and smoothed > best_smoothed:
+                    best_smoothed, since_best = smoothed, 0
                 elif epoch >= warmup_epochs:
                     since_best += 1
                     if since_best >= cfg.patience:
