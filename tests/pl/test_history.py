@@ -40,6 +40,21 @@ def test_from_mudata(matched):
     ]
 
 
+def test_moving_average_drawn_when_recorded():
+    """A fit's history holds the moving average early stopping followed: drawn dotted on the score's axis."""
+    smoothed = [0.1, 0.13, 0.166, 0.236, 0.27, 0.279]
+    history = dict(HISTORY, val_smoothed=smoothed)
+    ax = scm.pl.training_history(history, show=False)
+    twin = ax.figure.axes[-1]
+    score_line, average_line = twin.get_lines()
+    np.testing.assert_array_equal(score_line.get_ydata(), HISTORY["val_score"])
+    np.testing.assert_array_equal(average_line.get_ydata(), smoothed)
+    assert average_line.get_linestyle() == ":"
+    texts = [t.get_text() for t in twin.get_legend().get_texts()]
+    assert "its moving average (early stopping)" in texts
+    plt.close(ax.figure)
+
+
 def test_from_a_dict_without_validation():
     history = {"epoch": [0, 1, 2], "train_loss": [1.0, 0.5, 0.25], "val_score": [], "best_epoch": 2}
     ax = scm.pl.training_history(history, show=False)

@@ -67,8 +67,9 @@ class MatchModel:
         Architecture: tokens per cell, token width, embedding size, attention heads, self-attention layers.
     epochs, batch_size, lr, weight_decay, warmup_epochs, patience, noise
         Optimisation: maximum epochs, in-batch size (the negatives come from the batch), AdamW learning rate and
-        weight decay, warm-up epochs, early-stopping patience (epochs without a better validation score), and
-        the standard deviation of Gaussian noise added to standardised inputs during training.
+        weight decay, warm-up epochs, early-stopping patience (epochs without a rise of the moving average of
+        the validation score; the weights of the best epoch's own score are kept), and the standard deviation of
+        Gaussian noise added to standardised inputs during training.
     validation_fraction
         Share of the reference pairs held out for early stopping and temperature calibration: at least 10 pairs,
         at most 1000, and never so many that fewer than 40 are left for training. ``0`` holds out nothing:

@@ -49,7 +49,8 @@ def training_history(
     data
         A MuData on which :func:`scmatch.tl.match_modalities` ran (history in ``uns[key]["history"]``), a
         fitted :class:`~scmatch.model.MatchModel` or its ``history_`` dict (``epoch``, ``train_loss``,
-        ``val_score``, ``best_epoch``).
+        ``val_score``, ``best_epoch``; ``val_smoothed``, the moving average early stopping follows, is drawn
+        dashed when present).
     key
         The ``key_added`` of the match (MuData only).
     ax
@@ -98,6 +99,10 @@ def training_history(
         twin = top = ax.twinx()
         handles += twin.plot(epoch, score, color=SCORE_COLOR, marker="o" if epoch.size <= 30 else None,
                              markersize=3, label="validation score")  # fmt: skip
+        smoothed = np.asarray(history.get("val_smoothed", []), dtype=float)
+        if smoothed.size == epoch.size:
+            handles += twin.plot(epoch, smoothed, color=SCORE_COLOR, linestyle=":", linewidth=1.5,
+                                 label="its moving average (early stopping)")  # fmt: skip
         twin.set_ylabel("validation score\n(mean reciprocal rank of the true partner)", color=SCORE_COLOR)
         twin.tick_params(axis="y", colors=SCORE_COLOR)
     if best is not None:

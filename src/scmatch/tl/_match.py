@@ -123,7 +123,7 @@ def match_modalities(
       :func:`scmatch.pl.embedding` draws it by default; matching does not use it.
     - ``mdata.uns[key_added]``: ``params``, ``probabilities_key``, ``embedding_key``, ``joint_embedding_key``,
       ``query`` (counts of matched cells), ``n_reference``, ``temperature``, ``history`` (epoch, train_loss,
-      val_score, best_epoch), ``matching_solver`` (for the sparse Sinkhorn: ``sinkhorn_iterations``,
+      val_score, val_smoothed, best_epoch), ``matching_solver`` (for the sparse Sinkhorn: ``sinkhorn_iterations``,
       ``sinkhorn_marginal_error``, ``sinkhorn_converged``), ``fingerprints`` (modality -> fingerprint of the
       preprocessing the model was trained on, for recipe outputs) and ``projected_by_model`` (modalities whose
       counts the model projected).
