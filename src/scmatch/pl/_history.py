@@ -50,7 +50,7 @@ def training_history(
         A MuData on which :func:`scmatch.tl.match_modalities` ran (history in ``uns[key]["history"]``), a
         fitted :class:`~scmatch.model.MatchModel` or its ``history_`` dict (``epoch``, ``train_loss``,
         ``val_score``, ``best_epoch``; ``val_smoothed``, the moving average early stopping follows, is drawn
-        dashed when present).
+        dotted when present).
     key
         The ``key_added`` of the match (MuData only).
     ax
