@@ -24,13 +24,17 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO / "src") not in sys.path:  # run from a source tree without an install
     sys.path.insert(0, str(REPO / "src"))
 
-# name -> (file, mod1, mod2, kind of mod2, train batch, test batch); batches None = first / second in sorted order
-DATASETS: dict[str, tuple[str | None, str, str, str, str | None, str | None]] = {
+# name -> (file, mod1, mod2, kind of mod2, train batches, test batches); None = first / second in sorted order
+Batches = str | tuple[str, ...] | None
+DATASETS: dict[str, tuple[str | None, str, str, str, Batches, Batches]] = {
     "cite": ("bmmc_cite_starter.h5mu", "rna", "adt", "protein", "s1d1", "s1d2"),
     "multiome": ("bmmc_multiome_starter.h5mu", "rna", "atac", "atac", "s1d1", "s1d2"),
     "totalvi": ("totalvi_sln_340.h5mu", "rna", "adt", "protein", None, None),
     "snareseq": ("snareseq_cellmix_1047.h5mu", "rna_pca", "atac_features", "features", None, None),
     "simulated": (None, "rna", "atac", "atac", "batch0", "batch1"),
+    # SNARE-seq2 mouse cortex, split by sequencing library: real sparse single-nucleus ATAC, both directions
+    "snare2": ("snare2_mop_5232.h5mu", "rna", "atac", "atac", ("09A", "09B", "09C"), ("09D", "09E", "09F")),
+    "snare2_rev": ("snare2_mop_5232.h5mu", "rna", "atac", "atac", ("09D", "09E", "09F"), ("09A", "09B", "09C")),
 }
 
 
@@ -40,6 +44,10 @@ _FEATURES = {
     "protein": "recipe_protein X_pca",
     "features": "as provided",
 }
+
+
+def _as_tuple(batches: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (batches,) if isinstance(batches, str) else tuple(batches)
 
 
 def data_dir() -> Path:
@@ -187,8 +195,8 @@ def load_split(
         if train_batch is None:
             batches = sorted(set(batch))
             train_batch, test_batch = batches[0], batches[1]
-        is_train = batch == train_batch
-        is_test = batch == test_batch  # only the two batches of the protocol
+        is_train = np.isin(batch, _as_tuple(train_batch))
+        is_test = np.isin(batch, _as_tuple(test_batch))  # only the batches of the protocol
         if not is_train.any() or not is_test.any():
             raise ValueError(f"{name}: batches {train_batch!r}/{test_batch!r} not found in {sorted(set(batch))}")
     kw = {"n_comps": n_comps, "random_state": random_state}
