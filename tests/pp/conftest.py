@@ -94,3 +94,9 @@ def multiome_data(data_dir: Path) -> md.MuData:
 def cite_data(data_dir: Path) -> md.MuData:
     """The CITE starter, read once per module (tests must work on copies)."""
     return _read(data_dir, "bmmc_cite_starter.h5mu")
+
+
+@pytest.fixture(scope="module")
+def snare2_data(data_dir: Path) -> md.MuData:
+    """SNARE-seq2 mouse cortex: real sparse single-nucleus ATAC, read once per module (tests must work on copies)."""
+    return _read(data_dir, "snare2_mop_5232.h5mu")

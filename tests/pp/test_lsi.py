@@ -45,6 +45,7 @@ def test_matches_numpy_svd(matrix, to_matrix, drop_first):
         "n_comps": 4,
         "n_comps_used": 4,
         "drop_first": drop_first,
+        "dropped_first": drop_first,
         "layer": None,
         "mask_var": None,
         "random_state": 0,
@@ -55,6 +56,38 @@ def test_matches_numpy_svd(matrix, to_matrix, drop_first):
     # sign convention: the largest-magnitude loading of every component is positive
     L = adata.varm["LSI"]
     assert (L[np.argmax(np.abs(L), axis=0), np.arange(4)] > 0).all()
+
+
+@pytest.mark.parametrize("tracks_depth", [True, False])
+def test_auto_drops_the_first_component_only_when_it_tracks_depth(matrix, tracks_depth):
+    adata = make_adata(sp.csr_matrix(matrix))
+    coords, _, _ = _reference(matrix)
+    # a depth that is (or is not) the first component's coordinate: |correlation| 1, or 0 by construction
+    first = coords[:, 0] - coords[:, 0].mean()
+    other = np.random.default_rng(0).standard_normal(15)
+    other -= other.mean() + (other @ first) / (first @ first) * first  # centred and orthogonal to `first`
+    log_depth = 5 + (first if tracks_depth else other) / np.abs(first if tracks_depth else other).max()
+    counts = np.zeros((15, 9))
+    counts[:, 0] = np.expm1(log_depth)
+    adata.layers["counts"] = sp.csr_matrix(counts)
+    sm.pp.lsi(adata, n_comps=4, drop_first="auto")
+    k = int(tracks_depth)
+    _assert_equal_up_to_sign(adata.obsm["X_lsi"], coords[:, k : k + 4])
+    params = adata.uns["lsi"]["params"]
+    assert params["drop_first"] == "auto" and params["dropped_first"] is tracks_depth
+    assert params["n_comps_used"] == 4
+    assert ("dropped_component" in adata.uns["lsi"]) == tracks_depth
+    if tracks_depth:
+        assert abs(adata.uns["lsi"]["dropped_component"]["depth_corr"]) == pytest.approx(1.0)
+    else:
+        assert abs(adata.uns["lsi"]["depth_corr"][0]) < 1e-8
+
+
+def test_drop_first_refuses_other_values(matrix):
+    adata = make_adata(sp.csr_matrix(matrix))
+    with pytest.raises(ValueError, match="`drop_first` must be True, False or 'auto', got 'yes'"):
+        sm.pp.lsi(adata, n_comps=3, drop_first="yes")
+    assert "X_lsi" not in adata.obsm
 
 
 def test_depth_correlation_by_hand(matrix):

@@ -32,6 +32,11 @@ FRAC = np.array([1.0, 0.5, 0.25, 0.0, 0.75])
         ({"n_top": 2}, [True, False, False, False, True]),
         ({"min_frac": 0.3, "max_frac": 0.9, "n_top": 1}, [False, False, False, False, True]),
         ({"n_top": 10}, [True, True, True, False, True]),
+        # counts of cells: 4, 2, 1, 0, 3
+        ({"min_frac": 0.0, "min_cells": 2}, [True, True, False, False, True]),
+        ({"min_frac": 0.0, "min_cells": 1}, [True, True, True, False, True]),
+        ({"min_frac": 0.6, "min_cells": 1}, [True, False, False, False, True]),
+        ({"min_frac": 0.0, "min_cells": 4}, [True, False, False, False, False]),
     ],
 )
 @pytest.mark.parametrize("to_matrix", [np.asarray, sp.csr_matrix])
@@ -44,6 +49,7 @@ def test_hand_computed(kwargs, expected, to_matrix):
     params = adata.uns["select_peaks"]["params"]
     assert params["n_selected"] == sum(expected)
     assert params["min_frac"] == kwargs.get("min_frac", 0.01)
+    assert params["min_cells"] == kwargs.get("min_cells")
     assert adata.shape == (4, 5)
 
 
@@ -98,6 +104,9 @@ def test_copy_returns_whole_mudata(small_mdata):
         ({"max_frac": -0.1}, "`max_frac` must be a fraction between 0 and 1 or None"),
         ({"min_frac": 0.5, "max_frac": 0.4}, r"`max_frac` \(0.4\) is below `min_frac` \(0.5\)"),
         ({"n_top": 0}, "`n_top` must be an integer >= 1 or None"),
+        ({"min_cells": 0}, "`min_cells` must be an integer >= 1 or None"),
+        ({"min_cells": 2.5}, "`min_cells` must be an integer >= 1 or None"),
+        ({"min_frac": 0.0, "min_cells": 5}, r"in at least 5 of the cells .* 4 cells at most\); lower `min_frac` or"),
         ({"min_frac": 1.0, "max_frac": 1.0, "layer": "bin"}, r"No peak is non-zero in at least 1.0 and at most 1.0"),
         ({"layer": "missing"}, "Layer 'missing' not found"),
     ],

@@ -67,10 +67,15 @@ def test_multiome_in_two_lines(multiome_data, caplog):
     assert "2000 requested but 599 of the 600 genes have counts; using 599" in caplog.text
     assert rna.uns["scmatch_recipe"]["n_top_genes_used"] == rna.var["highly_variable"].sum() == 599
     assert rna.obsm["X_pca"].shape == (500, 50)
-    # atac: 526 peaks in >= 1% of cells, 50 LSI components after dropping the depth component
-    assert atac.obsm["X_lsi"].shape == (500, 50)
-    assert atac.varm["LSI"].shape == (600, 50)
-    assert atac.var["highly_accessible"].sum() == atac.uns["scmatch_recipe"]["n_peaks_used"] == 526
+    # atac: the 561 peaks non-zero in >= 3 cells (of 595 with counts; a 1% bound would keep 526), 30 LSI
+    # components after dropping the depth component, which "auto" recognises (|r| > 0.9)
+    assert atac.obsm["X_lsi"].shape == (500, 30)
+    assert atac.varm["LSI"].shape == (600, 30)
+    assert atac.var["highly_accessible"].sum() == atac.uns["scmatch_recipe"]["n_peaks_used"] == 561
+    assert "recipe_atac: 561 of 600 peaks kept (non-zero in >= 3 cells); 30 LSI components, first component " in (
+        caplog.text
+    )
+    assert atac.uns["scmatch_recipe"]["dropped_first"] is True
     assert np.all(atac.varm["LSI"][~atac.var["highly_accessible"].to_numpy()] == 0)
     lsi = atac.uns["lsi"]
     assert abs(lsi["dropped_component"]["depth_corr"]) > 0.9
@@ -85,7 +90,7 @@ def test_multiome_in_two_lines(multiome_data, caplog):
     kept = again["atac"].uns["lsi"]
     assert abs(kept["depth_corr"][0]) > 0.9
     assert kept["depth_corr"][0] == pytest.approx(lsi["dropped_component"]["depth_corr"], rel=1e-6)
-    np.testing.assert_allclose(again["atac"].obsm["X_lsi"][:, 1:], atac.obsm["X_lsi"][:, :49], rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(again["atac"].obsm["X_lsi"][:, 1:], atac.obsm["X_lsi"][:, :29], rtol=1e-5, atol=1e-8)
 
 
 def test_copy_returns_whole_mudata_and_leaves_input(small_mdata):

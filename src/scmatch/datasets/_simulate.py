@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import numbers
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import mudata
 import numpy as np
@@ -22,6 +22,11 @@ _BLOCK_ENTRIES = 1 << 18
 # share of latent factors a gene (peak) loads on, and the scale of those loadings
 _RNA_PROGRAM_DENSITY, _RNA_LOADING = 0.3, 0.35
 _ATAC_PROGRAM_DENSITY, _ATAC_LOADING = 0.3, 0.35
+#: defaults of ``n_peaks`` and ``atac_depth`` per ``atac_sparsity`` of :func:`simulate_multiome`
+ATAC_SPARSITY: dict[str, dict[str, Any]] = {
+    "multiome": {"n_peaks": 5000, "atac_depth": 280.0},
+    "single_nucleus": {"n_peaks": 25_000, "atac_depth": 100.0},
+}
 # spread (sd, log scale) of gene and peak baselines, of gene dispersions, and Dirichlet weight of type proportions
 _RNA_BASELINE_SD, _ATAC_BASELINE_SD, _DISPERSION_SD, _TYPE_ALPHA = 1.5, 0.5, 0.5, 4.0
 
@@ -33,16 +38,17 @@ def simulate_multiome(
     type_proportions: Sequence[float] | None = None,
     n_batches: int = 2,
     n_genes: int = 2000,
-    n_peaks: int = 5000,
+    n_peaks: int | None = None,
     latent_dim: int = 10,
     within_type_sd: float = 0.75,
     private_sd: float = 0.4,
     rna_depth: float = 1000.0,
-    atac_depth: float = 280.0,
+    atac_depth: float | None = None,
     depth_sd: float = 0.35,
     rna_dispersion: float = 0.5,
     batch_effect: float = 0.3,
     batch_depth_shift: float = 0.25,
+    atac_sparsity: Literal["multiome", "single_nucleus"] = "multiome",
     random_state: int | np.random.Generator | None = 0,
 ) -> MuData:
     r"""Simulate paired single-cell RNA and ATAC counts (10x Multiome-like) with known cell states.
@@ -109,7 +115,8 @@ def simulate_multiome(
     n_genes
         Number of genes of the RNA modality.
     n_peaks
-        Number of peaks of the ATAC modality.
+        Number of peaks of the ATAC modality (``None``: 5,000, or 25,000 with
+        ``atac_sparsity="single_nucleus"``).
     latent_dim
         Dimension :math:`d` of the latent cell state.
     within_type_sd
@@ -119,7 +126,8 @@ def simulate_multiome(
     rna_depth
         Median RNA library size (total counts over the simulated genes).
     atac_depth
-        Median ATAC depth (expected total counts over the simulated peaks).
+        Median ATAC depth (expected total counts over the simulated peaks; ``None``: 280, or 100 with
+        ``atac_sparsity="single_nucleus"``).
     depth_sd
         Standard deviation of the log library size and of the log ATAC depth between cells of a batch.
     rna_dispersion
@@ -128,6 +136,11 @@ def simulate_multiome(
         Standard deviation of the log gene-wise and peak-wise batch factors.
     batch_depth_shift
         Standard deviation of the log shift of a batch's median library size and ATAC depth.
+    atac_sparsity
+        Defaults of ``n_peaks`` and ``atac_depth`` (explicit values win). ``"multiome"``: 5,000 peaks at a depth
+        of 280, about 250 non-zero peaks per cell, as in the thin 10x Multiome sets. ``"single_nucleus"``: 25,000
+        peaks at a depth of 100, about 100 non-zero peaks per cell (0.4%), the sparsity of real single-nucleus
+        ATAC such as SNARE-seq2 (about 97 of 25,734 peaks).
     random_state
         Seed or :class:`numpy.random.Generator`. The same seed gives identical matrices.
 
@@ -156,6 +169,11 @@ def simulate_multiome(
     [250, 250]
 
     """
+    if atac_sparsity not in ATAC_SPARSITY:
+        raise ValueError(f"`atac_sparsity` must be one of {sorted(ATAC_SPARSITY)}, got {atac_sparsity!r}.")
+    preset = ATAC_SPARSITY[atac_sparsity]
+    n_peaks = preset["n_peaks"] if n_peaks is None else n_peaks
+    atac_depth = preset["atac_depth"] if atac_depth is None else atac_depth
     params = _check_params(locals())
     rng_latent, rng_rna, rng_atac = _rng(random_state).spawn(3)
 
@@ -269,6 +287,7 @@ def _check_params(params: dict[str, Any]) -> dict[str, Any]:
     seed = params["random_state"]
     if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
         out["random_state"] = int(seed)
+    out["atac_sparsity"] = str(params["atac_sparsity"])
     return out
 
 

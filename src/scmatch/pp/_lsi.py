@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
@@ -11,6 +13,9 @@ from scipy.sparse.linalg import svds
 from .._keys import Key
 from .._utils import _check_finite, _get_matrix, _get_modality, _rng, logger
 from ._utils import _check_int, _seed_record, _sums, _target, _where
+
+#: ``drop_first="auto"`` drops the first component when its correlation with log depth is at least this, in size
+DEPTH_CORR_DROP = 0.5
 
 
 def _truncated_svd(
@@ -45,7 +50,7 @@ def lsi(
     *,
     mod: str | None = "atac",
     n_comps: int = 50,
-    drop_first: bool = True,
+    drop_first: bool | Literal["auto"] = True,
     layer: str | None = None,
     mask_var: str | None = None,
     random_state: int | np.random.Generator | None = 0,
@@ -57,8 +62,10 @@ def lsi(
     :math:`X \approx U S V^T` without centring (centring would make a sparse matrix dense). The cell coordinates
     are :math:`U S` and the peak loadings :math:`V`. The first component of TF-IDF data mostly tracks sequencing
     depth; ``drop_first=True`` computes ``n_comps + 1`` components and leaves the first one out of the outputs,
-    so the embedding always has ``n_comps`` columns. ``uns['lsi']`` records how strongly every component
-    correlates with depth so this choice can be checked.
+    so the embedding always has ``n_comps`` columns. ``drop_first="auto"`` decides from the data: the first
+    component is dropped when the size of its correlation with log depth is at least :data:`DEPTH_CORR_DROP`
+    (0.5), and kept otherwise. ``uns['lsi']`` records how strongly every component correlates with depth, so
+    the choice can be checked.
 
     The SVD is ARPACK (:func:`scipy.sparse.linalg.svds`) with a starting vector drawn from ``random_state``: the
     same seed gives the same result. Signs are fixed so that each component's largest-magnitude loading is
@@ -74,7 +81,8 @@ def lsi(
     n_comps
         Number of components in the output (after dropping the first one, if ``drop_first``).
     drop_first
-        Leave out the first (depth-related) component.
+        Leave out the first (depth-related) component: ``True``, ``False``, or ``"auto"`` (only when it tracks
+        depth, see above).
     layer
         Factorise ``.layers[layer]`` instead of ``.X``.
     mask_var
@@ -135,7 +143,10 @@ def lsi(
             "Check that the counts are loaded and that the peak selection keeps accessible peaks."
         )
     k_max = min(X_used.shape) - 1
-    first = int(bool(drop_first))
+    auto = isinstance(drop_first, str) and drop_first == "auto"
+    if not (auto or isinstance(drop_first, bool | np.bool_)):
+        raise ValueError(f"`drop_first` must be True, False or 'auto', got {drop_first!r}.")
+    first = int(auto or bool(drop_first))
     if k_max < 1 + first:
         raise ValueError(
             f"The matrix to factorise is {X_used.shape[0]} x {X_used.shape[1]}; LSI needs at least "
@@ -159,6 +170,11 @@ def lsi(
     else:
         depth, depth_source = np.log1p(np.clip(_sums(X, axis=1), 0, None)), "input"
     corr = _correlations(coords, depth)
+    if auto:
+        first = int(bool(abs(np.nan_to_num(corr[0])) >= DEPTH_CORR_DROP))
+        if not first and k > n_comps:  # the first component stays; the extra one computed to replace it goes
+            u, s, vt, coords, corr = u[:, :-1], s[:-1], vt[:-1], coords[:, :-1], corr[:-1]
+            k -= 1
 
     loadings = np.zeros((adata.n_vars, k - first))
     loadings[mask] = vt[first:].T
@@ -166,7 +182,8 @@ def lsi(
         "params": {
             "n_comps": int(n_comps),
             "n_comps_used": int(k - first),
-            "drop_first": bool(drop_first),
+            "drop_first": "auto" if auto else bool(drop_first),
+            "dropped_first": bool(first),
             "layer": layer,
             "mask_var": mask_var,
             "random_state": _seed_record(random_state),

@@ -15,7 +15,7 @@ from anndata import AnnData
 from mudata import MuData
 
 from .._keys import Key
-from .._utils import _check_counts, _check_finite, _get_matrix, _get_modality
+from .._utils import _check_counts, _check_finite, _get_matrix, _get_modality, logger
 from ._clr import _geo_means, clr
 from ._lsi import lsi
 from ._map import map_onto_reference
@@ -34,6 +34,10 @@ from ._utils import (
     _target,
     _where,
 )
+
+#: ``recipe_atac`` defaults (benchmarks/README.md, ATAC): LSI components, and the fewest cells a kept peak is seen in
+ATAC_N_COMPS = 30
+ATAC_MIN_CELLS = 3
 
 #: The ``.obsm`` key each recipe writes (also recorded in ``.uns['scmatch_recipe']['obsm_key']``).
 RECIPE_OBSM_KEYS = {"rna": "X_pca", "atac": Key.lsi(), "protein": "X_pca"}
@@ -215,11 +219,12 @@ def recipe_atac(
     data: AnnData | MuData,
     *,
     mod: str | None = "atac",
-    n_comps: int = 50,
-    min_frac: float = 0.01,
+    n_comps: int = ATAC_N_COMPS,
+    min_cells: int | None = ATAC_MIN_CELLS,
+    min_frac: float = 0.0,
     max_frac: float | None = None,
     n_top: int | None = None,
-    drop_first: bool = True,
+    drop_first: bool | Literal["auto"] = "auto",
     layer: str | None = None,
     reference: AnnData | MuData | Any | None = None,
     random_state: int | None = 0,
@@ -227,10 +232,20 @@ def recipe_atac(
 ) -> AnnData | MuData | None:
     """Preprocess ATAC peak counts into an LSI embedding, in one call.
 
-    Steps: :func:`scmatch.pp.select_peaks` (peaks non-zero in at least ``min_frac`` of the cells),
+    Steps: :func:`scmatch.pp.select_peaks` (every peak non-zero in at least ``min_cells`` cells),
     :func:`scmatch.pp.tfidf` on all peaks (its defaults, which are muon's: ``log_tf=True, log_idf=True``, scale
     factor 1e4) and :func:`scmatch.pp.lsi` on the selected peaks, as Signac does (TF-IDF on all peaks, SVD on the
-    top ones). ``n_comps`` is lowered with a logged message if the data allow fewer components.
+    selected ones). ``n_comps`` is lowered with a logged message if the data allow fewer components. What was kept
+    (peaks, components, whether the first component was dropped and its correlation with depth) is logged at
+    INFO level and recorded in ``.uns['scmatch_recipe']``.
+
+    The defaults follow from how sparse ATAC is. Single-nucleus ATAC has about 100 non-zero peaks per cell out of
+    tens of thousands, so almost every peak is non-zero in fewer than 1% of the cells: a frequency bound (Signac's
+    and muon's tutorials use 1%) keeps under a tenth of the peaks and most of the chromatin signal with them. A
+    small count of cells instead keeps every peak that more than a couple of cells share, on sparse and dense data
+    alike. Thirty components (after the depth component) carried more of the cell identity than fifty on sparse
+    data and no less on dense data. The numbers behind these choices are in ``benchmarks/README.md`` (ATAC) and the
+    ATAC page of the docs.
 
     Parameters
     ----------
@@ -239,11 +254,16 @@ def recipe_atac(
     mod
         Modality to use when ``data`` is a MuData; ignored for an AnnData.
     n_comps
-        Number of LSI components in ``.obsm['X_lsi']`` (after dropping the first one, if ``drop_first``).
+        Number of LSI components in ``.obsm['X_lsi']`` (after dropping the first one, if it is dropped).
+    min_cells
+        Keep the peaks non-zero in at least this many cells (``None``: no count bound).
     min_frac, max_frac, n_top
-        Peak selection, see :func:`scmatch.pp.select_peaks`.
+        Further peak selection by frequency, see :func:`scmatch.pp.select_peaks` (by default none: ``min_frac=0``).
+        ``min_frac=0.01`` is the 1% rule of Signac's and muon's tutorials, fit for dense ATAC only.
     drop_first
-        Leave out the first, depth-related, LSI component.
+        Leave out the first LSI component: ``"auto"`` (the default) drops it when it tracks sequencing depth
+        (correlation with log depth at least 0.5 in size, :data:`scmatch.pp._lsi.DEPTH_CORR_DROP`), as it does on
+        TF-IDF data; ``True`` or ``False`` decide without looking.
     layer
         Read the raw counts from ``.layers[layer]`` instead of ``.X`` (e.g. ``'counts'`` to re-run the recipe).
     reference
@@ -266,8 +286,9 @@ def recipe_atac(
     - ``.X``: TF-IDF values of all peaks (see :func:`scmatch.pp.tfidf`);
     - ``.var['frac_cells']``, ``.var['highly_accessible']``, ``.uns['select_peaks']``;
     - ``.obsm['X_lsi']``, ``.varm['LSI']``, ``.uns['lsi']``, ``.uns['tfidf']``;
-    - ``.uns['scmatch_recipe']``: ``recipe='atac'``, ``obsm_key='X_lsi'``, ``params``, ``n_peaks_used`` and
-      ``n_comps_used``, the fitted ``state`` and its ``fingerprint``;
+    - ``.uns['scmatch_recipe']``: ``recipe='atac'``, ``obsm_key='X_lsi'``, ``params``, ``n_peaks_used``,
+      ``n_comps_used``, ``dropped_first`` and ``first_depth_corr`` (whether the first LSI component was left out,
+      and its correlation with log depth), the fitted ``state`` and its ``fingerprint``;
     - ``.varm['scmatch_recipe']``: per-peak ``used`` (1 for selected peaks) and ``idf``.
 
     With ``reference=``: ``.layers['counts']``, ``.X`` (TF-IDF with the reference's IDF), ``.var
@@ -287,7 +308,7 @@ def recipe_atac(
     >>> mdata = md.read_h5mu("bmmc_multiome_starter.h5mu")  # doctest: +SKIP
     >>> sm.pp.recipe_atac(mdata)  # doctest: +SKIP
     >>> mdata.mod["atac"].obsm["X_lsi"].shape  # doctest: +SKIP
-    (500, 50)
+    (500, 30)
 
     """
     if reference is not None:
@@ -298,10 +319,12 @@ def recipe_atac(
     _check_fraction(min_frac, name="min_frac")
     _check_counts(counts, what=f"The matrix in {_where(layer)}")
     _check_no_empty_cells(counts, adata, where=_where(layer))
+    if not (isinstance(drop_first, bool | np.bool_) or (isinstance(drop_first, str) and drop_first == "auto")):
+        raise ValueError(f"`drop_first` must be True, False or 'auto', got {drop_first!r}.")
 
     tmp = _scratch(adata, counts)
     tmp.layers["counts"] = counts  # read only, for the depth correlations of lsi
-    select_peaks(tmp, min_frac=min_frac, max_frac=max_frac, n_top=n_top)
+    select_peaks(tmp, min_frac=min_frac, max_frac=max_frac, n_top=n_top, min_cells=min_cells)
     tfidf(tmp, log_tf=True, log_idf=True, log_tfidf=False)
     lsi(tmp, n_comps=n_comps, drop_first=drop_first, mask_var="highly_accessible", random_state=random_state)
 
@@ -313,18 +336,22 @@ def recipe_atac(
             "min_frac": min_frac,
             "max_frac": max_frac,
             "n_top": n_top,
-            "drop_first": bool(drop_first),
+            "min_cells": min_cells,
+            "drop_first": drop_first if isinstance(drop_first, str) else bool(drop_first),
             "layer": layer,
             "random_state": _seed_record(random_state),
         },
         "n_peaks_used": int(tmp.var["highly_accessible"].sum()),
         "n_comps_used": int(tmp.obsm[Key.lsi()].shape[1]),
+        "dropped_first": bool(tmp.uns["lsi"]["params"]["dropped_first"]),
+        "first_depth_corr": _first_depth_corr(tmp.uns["lsi"]),
     }
+    _log_atac(recipe, adata.n_vars)
     state = RecipeState(
         recipe="atac",
         obsm_key=recipe["obsm_key"],
         features=adata.var_names,
-        scalars={**tmp.uns["tfidf"]["params"], "drop_first": bool(drop_first)},
+        scalars={**tmp.uns["tfidf"]["params"], "drop_first": recipe["dropped_first"]},
         vectors={"used": tmp.var["highly_accessible"].to_numpy(), "idf": _idf(counts, log_idf=True)},
         loadings=tmp.varm["LSI"],
     )
@@ -456,6 +483,27 @@ def recipe_protein(
         loadings=tmp.varm["PCs"],
     )
     return _finish(data, mod, copy, counts, tmp, recipe, state, obsm=("X_pca",), varm=("PCs",), uns=("pca", "clr"))
+
+
+def _first_depth_corr(uns: dict[str, Any]) -> float:
+    """Correlation of the first LSI component (dropped or kept) with log depth."""
+    dropped = uns.get("dropped_component")
+    return float(dropped["depth_corr"] if dropped else uns["depth_corr"][0])
+
+
+def _log_atac(recipe: dict[str, Any], n_peaks: int) -> None:
+    params = recipe["params"]
+    rule = [f"non-zero in >= {params['min_cells']} cells"] if params["min_cells"] is not None else []
+    rule += [f">= {params['min_frac']:g} of cells"] if params["min_frac"] > 0 else []
+    logger.info(
+        "recipe_atac: %d of %d peaks kept (%s); %d LSI components, first component %s (depth correlation %.2f).",
+        recipe["n_peaks_used"],
+        n_peaks,
+        ", ".join(rule) or "every peak",
+        recipe["n_comps_used"],
+        "dropped" if recipe["dropped_first"] else "kept",
+        recipe["first_depth_corr"],
+    )
 
 
 def _column_means(X: np.ndarray | sp.spmatrix, mask: np.ndarray) -> np.ndarray:
