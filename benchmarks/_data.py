@@ -111,7 +111,8 @@ PREPROCESSINGS = ("joint", "mapping")
 def _preprocess(adata, kind: str, *, n_comps: int, random_state: int, reference=None) -> np.ndarray:
     """Run the scmatch recipe of a modality on ``adata`` (or project it onto ``reference``); return the embedding.
 
-    Without ``reference`` the recipe is fitted on every cell of ``adata``; ``n_comps`` is capped by its size. With
+    Without ``reference`` the recipe is fitted on every cell of ``adata``; ``n_comps`` (RNA and protein; ATAC
+    takes ``recipe_atac``'s defaults) is capped by its size. With
     ``reference`` (an AnnData this function processed), the cells are projected into the reference's space.
     """
     import scmatch.pp
@@ -128,7 +129,9 @@ def _preprocess(adata, kind: str, *, n_comps: int, random_state: int, reference=
         return np.asarray(adata.obsm[key], dtype=np.float32)
     n_comps = int(min(n_comps, adata.n_obs - 1, adata.n_vars - 1))
     kw = {"n_top_genes": min(2000, adata.n_vars)} if kind == "rna" else {}
-    recipes[kind](adata, n_comps=n_comps, random_state=random_state, **kw)
+    if kind != "atac":  # ATAC: the recipe's own defaults (its number of components among them)
+        kw["n_comps"] = n_comps
+    recipes[kind](adata, random_state=random_state, **kw)
     return np.asarray(adata.obsm[key], dtype=np.float32)
 
 
@@ -209,6 +212,10 @@ def load_split(
         "n_comps": n_comps,
         "preprocessing": preprocessing,
     }
+    if "atac" in (kind1, kind2):
+        import scmatch.pp._recipes as recipes
+
+        meta["atac_recipe"] = {"n_comps": recipes.ATAC_N_COMPS, "min_cells": recipes.ATAC_MIN_CELLS}
     if name == "simulated":
         meta["n_sim_cells"] = n_sim_cells
     n_test = int(is_test.sum())

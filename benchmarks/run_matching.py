@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--methods", nargs="+", default=["random", "linear", "clip"], choices=METHODS)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--sim-cells", type=int, default=6000, help="total simulated cells, two batches (ref, query)")
-    p.add_argument("--n-comps", type=int, default=50, help="PCA/LSI components per modality")
+    p.add_argument("--n-comps", type=int, default=50, help="PCA components (RNA, protein); ATAC: recipe_atac's")
     p.add_argument(
         "--preprocessing",
         nargs="+",
