@@ -10,8 +10,8 @@ cell-type accuracy from the reference cells to the query cells (``knn15_euclidea
 ``knn15_cosine`` on its rows scaled to unit length), and, unless ``--no-match``, what the default
 :class:`~scmatch.model.MatchModel` makes of it: the protocol's match score, top-k, FOSCTTM, cell-type mass, fit
 and match seconds, and ``knn15_match_atac``, the same classifier on the ATAC cells' matching embedding
-(``MatchModel.transform(..., modality=2)``: the representation the learned metric gives the chromatin alone). Runs go one after another in this process with ``--threads`` threads (default 2); compare rows
-within one run.
+(``MatchModel.transform(..., modality=2)``: the representation the learned metric gives the chromatin alone).
+Runs go one after another in this process with ``--threads`` threads (default 2); compare rows within one run.
 
 Datasets: ``snare2`` / ``snare2_rev`` (SNARE-seq2 mouse cortex, reference libraries 09A-09C and query 09D-09F, and
 the reverse), ``multiome`` (the BMMC starter, 600 dense peaks), ``simulated`` (the simulator's default, 5,000 peaks
@@ -172,9 +172,13 @@ def main(argv: list[str] | None = None) -> None:
                 out = args.out / f"{name}__{variant}__{tag}.json"
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps(record, indent=1) + "\n")
-                scores = "" if seed is None else (
-                    f" match {record['match_score']:.4f} ct {record['celltype_mass']:.3f}"
-                    f" knn_match {record['knn15_match_atac']:.3f}"
+                scores = (
+                    ""
+                    if seed is None
+                    else (
+                        f" match {record['match_score']:.4f} ct {record['celltype_mass']:.3f}"
+                        f" knn_match {record['knn15_match_atac']:.3f}"
+                    )
                 )
                 print(
                     f"{name:>16} {variant:>14} seed {seed}: peaks {base['n_peaks_used']:>6} comps "
