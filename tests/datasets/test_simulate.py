@@ -142,6 +142,23 @@ def test_atac_sparsity_and_values(default_size):
     assert values[1] / values[1:].sum() > 0.8
 
 
+def test_single_nucleus_sparsity():
+    """The realistic-sparsity setting: about 100 of 25,000 peaks non-zero per cell, as in SNARE-seq2."""
+    mdata = simulate_multiome(400, n_genes=200, atac_sparsity="single_nucleus", random_state=0)
+    X = mdata.mod["atac"].X
+    assert X.shape == (400, 25_000)
+    nnz_per_cell = np.diff(X.indptr)
+    assert 80 <= nnz_per_cell.mean() <= 120
+    assert 0.002 <= nnz_per_cell.mean() / X.shape[1] <= 0.005
+    sim = mdata.uns["simulation"]
+    assert sim["atac_sparsity"] == "single_nucleus" and sim["n_peaks"] == 25_000 and sim["atac_depth"] == 100.0
+    # explicit sizes win over the setting's defaults
+    other = simulate_multiome(100, n_genes=50, n_peaks=3000, atac_sparsity="single_nucleus", random_state=0)
+    assert other.mod["atac"].shape == (100, 3000) and other.uns["simulation"]["atac_depth"] == 100.0
+    with pytest.raises(ValueError, match="`atac_sparsity` must be one of"):
+        simulate_multiome(50, atac_sparsity="sparse")
+
+
 def test_rna_depth_and_sparsity(default_size):
     X = default_size.mod["rna"].X
     lib = np.asarray(X.sum(axis=1)).ravel()

@@ -32,10 +32,13 @@ def _split(adata, n_query: int, seed: int = 0):
         ("cite", "adt", "protein", {"axis": 0}),
         ("multiome", "atac", "atac", {}),
         ("multiome", "rna", "rna", {"n_top_genes": 300, "n_comps": 30}),
+        ("snare2", "atac", "atac", {}),  # real sparse single-nucleus ATAC, the recipe's defaults
     ],
 )
-def test_projection_equals_the_reference_fit_on_real_data(name, mod, recipe, kwargs, cite_data, multiome_data):
-    data = {"cite": cite_data, "multiome": multiome_data}[name]
+def test_projection_equals_the_reference_fit_on_real_data(
+    name, mod, recipe, kwargs, cite_data, multiome_data, snare2_data
+):
+    data = {"cite": cite_data, "multiome": multiome_data, "snare2": snare2_data}[name]
     reference = data[mod].copy()
     RECIPES[recipe](reference, **kwargs)
     key = reference.uns["scmatch_recipe"]["obsm_key"]

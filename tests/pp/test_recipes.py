@@ -185,3 +185,36 @@ def test_too_few_genes_with_counts(small_mdata):
     with pytest.raises(ValueError, match="Only 0 genes have counts; recipe_rna needs at least 3"):
         sm.pp.recipe_rna(small_mdata)
     assert_unchanged(rna, before)
+
+
+def _knn_accuracy(X, labels, is_reference) -> float:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    clf = KNeighborsClassifier(n_neighbors=15).fit(X[is_reference], labels[is_reference])
+    return float(clf.score(X[~is_reference], labels[~is_reference]))
+
+
+def test_sparse_atac_defaults_keep_the_chromatin_signal(snare2_data, caplog):
+    """SNARE-seq2 (about 97 of 25,734 peaks non-zero per nucleus): the defaults keep the peaks a 1% bound drops."""
+    atac = snare2_data["atac"].copy()
+    labels = snare2_data.obs["cell_type"].astype(str).to_numpy()
+    is_reference = snare2_data.obs["batch"].isin(["09A", "09B", "09C"]).to_numpy()
+    n_cells = np.asarray((atac.X > 0).sum(axis=0)).ravel()
+
+    with caplog.at_level(logging.INFO, logger="scmatch"):
+        sm.pp.recipe_atac(atac)
+    recipe = atac.uns["scmatch_recipe"]
+    assert recipe["n_peaks_used"] == int((n_cells >= 3).sum()) == 19426
+    assert recipe["n_comps_used"] == 30 and recipe["dropped_first"] is True
+    assert recipe["first_depth_corr"] == pytest.approx(0.955, abs=0.005)
+    assert "recipe_atac: 19426 of 25734 peaks kept (non-zero in >= 3 cells)" in caplog.text
+
+    old = sm.pp.recipe_atac(
+        snare2_data["atac"].copy(), min_frac=0.01, min_cells=None, n_comps=50, drop_first=True, copy=True
+    )
+    assert old.uns["scmatch_recipe"]["n_peaks_used"] == int((n_cells >= 0.01 * atac.n_obs).sum()) == 2343
+    # 15-NN cell type from libraries 09A-09C to 09D-09F on X_lsi (the largest class is 0.395 of the query)
+    new_acc = _knn_accuracy(atac.obsm["X_lsi"], labels, is_reference)
+    old_acc = _knn_accuracy(old.obsm["X_lsi"], labels, is_reference)
+    assert new_acc == pytest.approx(0.595, abs=0.01)
+    assert old_acc == pytest.approx(0.369, abs=0.01)
