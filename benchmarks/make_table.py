@@ -132,16 +132,34 @@ COLUMNS["accuracy"][6:6] = [
     ("purity_joint", "purity joint", ".3f", "max"),
 ]
 COLUMNS["cross_term"] = [c for c in COLUMNS["matching"] if c[0] not in ("peak_rss_mb", "peak_rss_delta_mb")]
+COLUMNS["atac_baseline"] = COLUMNS["matching"]
+COLUMNS["accuracy_atac"] = COLUMNS["accuracy"]
+# ATAC preprocessing ablation (run_atac.py): rows are dataset x recipe variant
+COLUMNS["atac"] = [
+    ("n_peaks_used", "peaks kept", ".0f", None),
+    ("n_comps_used", "LSI comps", ".0f", None),
+    ("knn15_euclidean", "15-NN X_lsi", ".3f", "max"),
+    ("knn15_cosine", "15-NN X_lsi cosine", ".3f", "max"),
+    ("knn15_match_atac", "15-NN ATAC X_match", ".3f", "max"),
+    ("match_score", "match score", ".4f", "max"),
+    ("top10", "top-10", ".3f", "max"),
+    ("foscttm", "FOSCTTM ↓", ".3f", "min"),
+    ("celltype_mass", "cell-type mass", ".3f", "max"),
+    ("prep_seconds", "recipe_atac s", ".1f", None),
+    ("fit_seconds", "fit s", ".1f", None),
+]
+COLUMNS["atac_screen"] = COLUMNS["atac"]
 # result folders summarised in prose instead (their records are timings of one function, not dataset x method)
 NO_TABLE = {"sinkhorn"}
 # tables whose rows are method x a record field: the row shows "method/value" (e.g. scmatch/mapping)
 METHOD_SUFFIX = {"mapping": "preprocessing"}
 DASH_MISSING = {"peers", "speed"}  # tables that show a dash, not nan, where a row's records lack a column
 SKIP = {"seed", "n_train", "n_test", "n_cores", "torch_threads", "max_nnz_per_row", "git_dirty"}
-DATASET_ORDER = ["cite", "multiome", "totalvi", "snareseq", "challenge_cite", "challenge_multiome", "simulated"]
+DATASET_ORDER = ["cite", "multiome", "totalvi", "snareseq", "snare2", "snare2_rev", "challenge_cite"]
+DATASET_ORDER += ["challenge_multiome", "simulated", "simulated_sparse"]
 DATASET_ORDER += [f"simulated_{n}" for n in (1000, 10000, 50000, 100000)]
 DATASET_ORDER += ["simulated_50k", "simulated_50k_separated", "simulated_50k_separated_rarest"]
-METHOD_ORDER = ["random", "linear", "clip"]
+METHOD_ORDER = ["random", "linear", "clip", "today", "defaults"]
 
 INTRO = """# Benchmarks
 
@@ -205,7 +223,7 @@ def table(name: str, records: list[dict]) -> str:
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     suffix = METHOD_SUFFIX.get(name)
     for r in records:
-        method = r.get("method", "?") + (f"/{r.get(suffix, '?')}" if suffix else "")
+        method = r.get("method", r.get("variant", "?")) + (f"/{r.get(suffix, '?')}" if suffix else "")
         groups[(r.get("dataset", "?"), method)].append(r)
     keys = sorted(groups, key=lambda k: (_order(k[0], DATASET_ORDER), _order(k[1], METHOD_ORDER)))
     rows: dict[tuple[str, str], list[tuple[float, str]]] = {}

@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--methods", nargs="+", default=list(PEER_METHODS), choices=PEER_METHODS)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--sim-cells", type=int, default=2000, help="total simulated cells, two batches (ref, query)")
-    p.add_argument("--n-comps", type=int, default=50, help="PCA/LSI components per modality")
+    p.add_argument("--n-comps", type=int, default=50, help="PCA components (RNA, protein); ATAC: recipe_atac's")
     p.add_argument("--repeat", type=int, help="fits per process (default: 2, cold + warm, for MaxFuse and moscot)")
     p.add_argument("--max-minutes", type=float, default=20.0, help="stop a peer's process past this wall time")
     p.add_argument("--max-rss-gb", type=float, default=16.0, help="stop a peer's process past this resident memory")
