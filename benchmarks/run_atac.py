@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -167,6 +168,7 @@ def main(argv: list[str] | None = None) -> None:
                 if seed is not None:
                     record.update(_match(X1, X2, labels, is_train, is_test, seed))
                 record.update(_git(), command=command, python=platform.python_version(), threads=args.threads)
+                record["n_cores"] = os.cpu_count()
                 record["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
                 tag = "knn" if seed is None else f"seed{seed}"
                 out = args.out / f"{name}__{variant}__{tag}.json"
