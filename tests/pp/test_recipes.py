@@ -218,3 +218,16 @@ def test_sparse_atac_defaults_keep_the_chromatin_signal(snare2_data, caplog):
     old_acc = _knn_accuracy(old.obsm["X_lsi"], labels, is_reference)
     assert new_acc == pytest.approx(0.595, abs=0.01)
     assert old_acc == pytest.approx(0.369, abs=0.01)
+
+
+def test_defaults_on_the_single_nucleus_simulator():
+    """The simulator's realistic sparsity (about 100 of 25,000 peaks per cell) rewards the same defaults."""
+    mdata = sm.datasets.simulate_multiome(1000, n_genes=200, atac_sparsity="single_nucleus", random_state=0)
+    labels = mdata.obs["cell_type"].astype(str).to_numpy()
+    is_reference = (mdata.obs["batch"] == "batch0").to_numpy()
+    new = sm.pp.recipe_atac(mdata["atac"], copy=True)
+    old = sm.pp.recipe_atac(mdata["atac"], min_frac=0.01, min_cells=None, n_comps=50, drop_first=True, copy=True)
+    assert new.uns["scmatch_recipe"]["n_peaks_used"] == 14235
+    assert old.uns["scmatch_recipe"]["n_peaks_used"] == 1481
+    assert _knn_accuracy(new.obsm["X_lsi"], labels, is_reference) == pytest.approx(0.586, abs=0.01)
+    assert _knn_accuracy(old.obsm["X_lsi"], labels, is_reference) == pytest.approx(0.332, abs=0.01)
