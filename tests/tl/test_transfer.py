@@ -1,0 +1,212 @@
+"""tl.transfer_labels / tl.transfer_features: exact numbers on a hand-made match, refusals, simulated and real data."""
+
+from __future__ import annotations
+
+import copy
+
+import mudata as md
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from anndata import AnnData
+
+import scmatch as scm
+from scmatch.tl._transfer import weighted_mean_std
+
+NAMES = [f"c{i}" for i in range(8)]
+IS_REF = np.array([True, True, False, False, False, False, False, False])
+TYPES = np.array(["A", "B", "A", "A", "B", "B", "C", "C"])
+QUERY = NAMES[2:]
+#: P[i, j]: probability that rna cell QUERY[i] is atac cell QUERY[j] (rows sum to 1; columns do not)
+P_QUERY = np.array(
+    [
+        [0.7, 0.1, 0.2, 0.0, 0.0, 0.0],
+        [0.2, 0.4, 0.0, 0.4, 0.0, 0.0],
+        [0.0, 0.0, 0.5, 0.5, 0.0, 0.0],
+        [0.0, 0.0, 0.1, 0.6, 0.3, 0.0],
+        [0.0, 0.0, 0.0, 0.0, 0.5, 0.5],
+        [0.1, 0.0, 0.0, 0.0, 0.0, 0.9],
+    ]
+)
+FEATURES = np.arange(8 * 3, dtype=float).reshape(8, 3) % 5  # 8 cells x 3 features, in NAMES order
+
+
+def make_matched(*, with_batches: bool = False) -> md.MuData:
+    """8 paired cells (2 reference, 6 query); the atac modality lists its cells in reverse order."""
+    obs = pd.DataFrame({"is_reference": IS_REF, "cell_type": pd.Categorical(TYPES)}, index=NAMES)
+    rna = AnnData(X=FEATURES.copy(), obs=obs.copy())
+    rna.var_names = ["g0", "g1", "g2"]
+    order = np.arange(8)[::-1]
+    atac = AnnData(X=FEATURES[order] * 10, obs=obs.iloc[order].copy())
+    atac.var_names = ["p0", "p1", "p2"]
+    with md.set_options(pull_on_update=False):
+        mdata = md.MuData({"rna": rna, "atac": atac})
+    rows = mdata.obs_names.get_indexer(QUERY)
+    i, j = np.nonzero(P_QUERY)
+    P = sp.csr_matrix((P_QUERY[i, j], (rows[i], rows[j])), shape=(mdata.n_obs, mdata.n_obs))
+    mdata.obsp["match_probabilities"] = P
+    params = {"mod1": "rna", "mod2": "atac", "reference": "is_reference", "batch_key": None}
+    mdata.uns["match"] = {"params": params, "probabilities_key": "match_probabilities"}
+    return mdata
+
+
+@pytest.fixture
+def matched() -> md.MuData:
+    return make_matched()
+
+
+def _snapshot(mdata: md.MuData) -> dict:
+    return {
+        mod: (list(mdata[mod].obs.columns), list(mdata[mod].obsm), list(mdata[mod].uns)) for mod in mdata.mod
+    } | {"obsp": list(mdata.obsp), "uns": copy.deepcopy(list(mdata.uns))}
+
+
+def test_labels_to_mod2_read_normalised_columns(matched):
+    scm.tl.transfer_labels(matched, "cell_type", source="rna", target="atac")
+    obs = matched["atac"].obs
+    # column c2 of P: 0.7 (A), 0.2 (A), 0.1 (C), over 1.0 -> A with 0.9
+    assert obs.loc["c2", "cell_type_transferred"] == "A"
+    np.testing.assert_allclose(obs.loc["c2", "cell_type_transferred_confidence"], 0.9)
+    # column c4: 0.2 (A, c2), 0.5 (B, c4), 0.1 (B, c5) over 0.8 -> B with 0.75
+    assert obs.loc["c4", "cell_type_transferred"] == "B"
+    np.testing.assert_allclose(obs.loc["c4", "cell_type_transferred_confidence"], 0.6 / 0.8)
+    # column c7: 0.5 (C) + 0.9 (C) over 1.4 -> C with 1.0
+    np.testing.assert_allclose(obs.loc["c7", "cell_type_transferred_confidence"], 1.0)
+    masses = matched["atac"].obsm["cell_type_transferred_probabilities"]
+    assert list(masses.columns) == ["A", "B", "C"]
+    np.testing.assert_allclose(masses.loc[QUERY].sum(axis=1), 1.0)
+    # reference cells are outside the match: no label, no confidence
+    assert obs.loc[["c0", "c1"], "cell_type_transferred"].isna().all()
+    assert obs.loc[["c0", "c1"], "cell_type_transferred_confidence"].isna().all()
+    assert matched["atac"].uns["cell_type_transferred"]["params"]["source"] == "rna"
+
+
+def test_labels_to_mod1_read_rows(matched):
+    scm.tl.transfer_labels(matched, "cell_type", source="atac", target="rna", key_added="from_atac")
+    obs = matched["rna"].obs
+    # row c3: 0.2 (c2, A), 0.4 (c3, A), 0.4 (c5, B) -> A with 0.6
+    assert obs.loc["c3", "from_atac"] == "A"
+    np.testing.assert_allclose(obs.loc["c3", "from_atac_confidence"], 0.6)
+    # row c5: 0.1 (A), 0.6 (B), 0.3 (C) -> B with 0.6
+    assert obs.loc["c5", "from_atac"] == "B"
+    predicted = obs.loc[QUERY, "from_atac"].astype(str).to_numpy()
+    assert predicted.tolist() == ["A", "A", "B", "B", "C", "C"]
+
+
+def test_min_confidence_marks_unassigned(matched):
+    scm.tl.transfer_labels(matched, "cell_type", source="rna", target="atac", min_confidence=0.8)
+    column = matched["atac"].obs["cell_type_transferred"]
+    conf = matched["atac"].obs["cell_type_transferred_confidence"]
+    low = conf < 0.8
+    assert low.sum() >= 1
+    assert (column[low] == "unassigned").all()
+    assert (column[conf >= 0.8] != "unassigned").all()
+
+
+def test_within_batches_labels_come_from_the_own_batch():
+    """A match made within batches is block-diagonal: labels that are the batch name come back exactly."""
+    rng = np.random.default_rng(0)
+    names = [f"c{i}" for i in range(12)]
+    batch = np.repeat(["b0", "b1", "b2"], 4)
+    obs = pd.DataFrame({"batch": batch}, index=names)
+    mdata = md.MuData({"rna": AnnData(obs=obs.copy()), "atac": AnnData(obs=obs.copy())})
+    blocks = [rng.dirichlet(np.ones(4), size=4) for _ in range(3)]
+    mdata.obsp["m_probabilities"] = sp.csr_matrix(sp.block_diag(blocks))
+    params = {"mod1": "rna", "mod2": "atac", "reference": None, "batch_key": "batch"}
+    mdata.uns["m"] = {"params": params, "probabilities_key": "m_probabilities"}
+    for source, target in (("rna", "atac"), ("atac", "rna")):
+        scm.tl.transfer_labels(mdata, "batch", source=source, target=target, key="m")
+        out = mdata[target].obs
+        assert (out["batch_transferred"].astype(str) == out["batch"]).all()
+        np.testing.assert_allclose(out["batch_transferred_confidence"], 1.0)
+
+
+def test_copy_leaves_the_input_untouched(matched):
+    before = _snapshot(matched)
+    out = scm.tl.transfer_labels(matched, "cell_type", source="rna", target="atac", copy=True)
+    assert _snapshot(matched) == before
+    assert "cell_type_transferred" in out["atac"].obs
+    out = scm.tl.transfer_features(matched, source="rna", target="atac", copy=True)
+    assert _snapshot(matched) == before
+    assert "rna_transferred" in out["atac"].obsm
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"labels_key": "no_such_column", "source": "rna", "target": "atac"}, ValueError, "not a column"),
+        ({"labels_key": "cell_type", "source": "rna", "target": "rna"}, ValueError, "both 'rna'"),
+        ({"labels_key": "cell_type", "source": "rna", "target": "atac", "key": "other"}, ValueError, "No match"),
+        ({"labels_key": "cell_type", "source": "prot", "target": "atac"}, ValueError, "not a modality of"),
+        ({"labels_key": "cell_type", "source": "rna", "target": "atac", "min_confidence": 2}, ValueError, "in \\[0"),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_written(matched, kwargs, error, message):
+    before = _snapshot(matched)
+    labels_key = kwargs.pop("labels_key")
+    with pytest.raises(error, match=message):
+        scm.tl.transfer_labels(matched, labels_key, **kwargs)
+    assert _snapshot(matched) == before
+
+
+def test_nan_labels_are_refused(matched):
+    matched["rna"].obs["with_nan"] = matched["rna"].obs["cell_type"].astype(object)
+    matched["rna"].obs.loc["c4", "with_nan"] = np.nan
+    before = _snapshot(matched)
+    with pytest.raises(ValueError, match="missing labels"):
+        scm.tl.transfer_labels(matched, "with_nan", source="rna", target="atac")
+    assert _snapshot(matched) == before
+
+
+def test_missing_probabilities_are_refused(matched):
+    del matched.obsp["match_probabilities"]
+    before = _snapshot(matched)
+    with pytest.raises(ValueError, match="is missing"):
+        scm.tl.transfer_features(matched, source="rna", target="atac")
+    assert _snapshot(matched) == before
+
+
+def test_features_are_the_weighted_mean_and_spread(matched):
+    scm.tl.transfer_features(matched, source="atac", target="rna", features=["p2", "p0"])
+    mean = matched["rna"].obsm["atac_transferred"]
+    std = matched["rna"].obsm["atac_transferred_std"]
+    assert list(mean.columns) == ["p2", "p0"]
+    X = pd.DataFrame(matched["atac"].X, index=matched["atac"].obs_names, columns=["p0", "p1", "p2"]).loc[QUERY]
+    expected = P_QUERY @ X[["p2", "p0"]].to_numpy()
+    np.testing.assert_allclose(mean.loc[QUERY].to_numpy(), expected, rtol=1e-6)
+    spread = np.sqrt(P_QUERY @ X[["p2", "p0"]].to_numpy() ** 2 - expected**2)
+    np.testing.assert_allclose(std.loc[QUERY].to_numpy(), spread, rtol=1e-5, atol=1e-6)
+    assert mean.loc[["c0", "c1"]].isna().all().all()  # reference cells are outside the match
+
+
+def test_features_to_mod2_use_normalised_columns(matched):
+    scm.tl.transfer_features(matched, source="rna", target="atac", key_added="genes")
+    W = P_QUERY.T / P_QUERY.sum(axis=0)[:, None]
+    X = pd.DataFrame(matched["rna"].X, index=matched["rna"].obs_names).loc[QUERY].to_numpy()
+    np.testing.assert_allclose(matched["atac"].obsm["genes"].loc[QUERY].to_numpy(), W @ X, rtol=1e-6)
+
+
+def test_features_unknown_names_are_refused(matched):
+    before = _snapshot(matched)
+    with pytest.raises(ValueError, match="not in mdata\\['atac'\\].var_names"):
+        scm.tl.transfer_features(matched, source="atac", target="rna", features=["p0", "nope"])
+    with pytest.raises(ValueError, match="Layer 'counts' not found"):
+        scm.tl.transfer_features(matched, source="atac", target="rna", layer="counts")
+    assert _snapshot(matched) == before
+
+
+def test_weighted_mean_std_chunks_agree_and_sparse_equals_dense():
+    rng = np.random.default_rng(1)
+    W = sp.random(30, 40, density=0.2, random_state=2, format="csr")
+    W = sp.diags(1 / np.asarray(W.sum(1)).ravel()) @ W
+    X = sp.random(40, 25, density=0.3, random_state=3, format="csr")
+    m1, s1 = weighted_mean_std(W, X, chunk=4)
+    m2, s2 = weighted_mean_std(W, X.toarray(), chunk=1000)
+    np.testing.assert_allclose(m1, m2, rtol=1e-6)
+    np.testing.assert_allclose(s1, s2, rtol=1e-5, atol=1e-6)
+    Xd = X.toarray()
+    i = rng.integers(30)
+    w = W[i].toarray().ravel()
+    np.testing.assert_allclose(m1[i], w @ Xd, rtol=1e-6)
+    np.testing.assert_allclose(s1[i], np.sqrt(w @ (Xd - w @ Xd) ** 2), rtol=1e-4, atol=1e-6)
