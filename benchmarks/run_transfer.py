@@ -15,7 +15,10 @@ with its scmatch recipe on all cells (RNA PCA, protein CLR-PCA, ATAC LSI; as ``_
   ``moscot`` = ``TranslationProblem.annotation_mapping`` (``peers/transfer_runner.py``, peers' environment).
   Accuracy and cell-type-balanced accuracy (mean recall over true types); for scmatch the expected calibration
   error (10 equal-width bins) of the label confidence and of the match confidence written by
-  ``match_modalities`` (``match_confidence``), and the AUROC of each candidate confidence for "the label is right".
+  ``match_modalities`` (``match_confidence``), the AUROC of each candidate confidence for "the label is right"
+  (the label mass; the largest match probability and one minus the normalised entropy of the cell's column of
+  ``P``), the temperature ``"auto"`` chose, and the accuracy and ECE of the vote through ``P`` as it is
+  (``temperature=1``: ``label_accuracy_t1``, ``label_ece_t1``).
 - **features** go the other way on CITE-seq sets (the proteins' CLR values to the RNA cells) and from RNA to ATAC
   cells on multiome sets (log-normalised expression of every gene): ``scmatch`` = ``scm.tl.transfer_features``;
   ``ridge`` = a ridge regression (RidgeCV) from the receiving modality's embedding to the features, trained on the
@@ -101,14 +104,10 @@ def prepare(name: str, seed: int):
 
 
 def ece(confidence: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS) -> float:
-    """Expected calibration error over ``n_bins`` equal-width bins of [0, 1]."""
-    bins = np.minimum((np.asarray(confidence) * n_bins).astype(int), n_bins - 1)
-    total = 0.0
-    for b in range(n_bins):
-        inside = bins == b
-        if inside.any():
-            total += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
-    return float(total)
+    """Expected calibration error over ``n_bins`` equal-width bins of [0, 1] (``scm.metrics``)."""
+    import scmatch.metrics
+
+    return scmatch.metrics.expected_calibration_error(confidence, correct, n_bins=n_bins)
 
 
 def label_scores(pred: np.ndarray, truth: np.ndarray) -> dict:
@@ -277,6 +276,12 @@ def run_one(name: str, seed: int, *, python: Path, command: str, out: Path, dump
     correct = pred == truth2
     sc = {**label_scores(pred, truth2), "label_ece": ece(conf, correct), "label_seconds": label_seconds}
     sc["label_confidence_auroc"] = _auroc(conf, correct)
+    sc["label_temperature"] = float(ad2.uns["cell_type_transferred"]["temperature"])
+    scm.tl.transfer_labels(mdata, "cell_type", source="rna", target=mod2, temperature=1, key_added="t1")
+    pred1 = ad2.obs["t1"].to_numpy()[q2].astype(str)
+    conf1 = ad2.obs["t1_confidence"].to_numpy()[q2].astype(float)
+    sc["label_accuracy_t1"] = float(np.mean(pred1 == truth2))
+    sc["label_ece_t1"] = ece(conf1, pred1 == truth2)
     if "match_confidence" in ad2.obs:
         match_conf = ad2.obs["match_confidence"].to_numpy()[q2].astype(float)
         sc["match_confidence_ece"] = ece(match_conf, correct)

@@ -57,13 +57,14 @@ def matched() -> md.MuData:
 
 
 def _snapshot(mdata: md.MuData) -> dict:
-    return {
-        mod: (list(mdata[mod].obs.columns), list(mdata[mod].obsm), list(mdata[mod].uns)) for mod in mdata.mod
-    } | {"obsp": list(mdata.obsp), "uns": copy.deepcopy(list(mdata.uns))}
+    return {mod: (list(mdata[mod].obs.columns), list(mdata[mod].obsm), list(mdata[mod].uns)) for mod in mdata.mod} | {
+        "obsp": list(mdata.obsp),
+        "uns": copy.deepcopy(list(mdata.uns)),
+    }
 
 
 def test_labels_to_mod2_read_normalised_columns(matched):
-    scm.tl.transfer_labels(matched, "cell_type", source="rna", target="atac")
+    scm.tl.transfer_labels(matched, "cell_type", source="rna", target="atac", temperature=1)
     obs = matched["atac"].obs
     # column c2 of P: 0.7 (A), 0.2 (A), 0.1 (C), over 1.0 -> A with 0.9
     assert obs.loc["c2", "cell_type_transferred"] == "A"
@@ -83,7 +84,7 @@ def test_labels_to_mod2_read_normalised_columns(matched):
 
 
 def test_labels_to_mod1_read_rows(matched):
-    scm.tl.transfer_labels(matched, "cell_type", source="atac", target="rna", key_added="from_atac")
+    scm.tl.transfer_labels(matched, "cell_type", source="atac", target="rna", key_added="from_atac", temperature=1)
     obs = matched["rna"].obs
     # row c3: 0.2 (c2, A), 0.4 (c3, A), 0.4 (c5, B) -> A with 0.6
     assert obs.loc["c3", "from_atac"] == "A"
@@ -189,7 +190,7 @@ def test_features_to_mod2_use_normalised_columns(matched):
 
 def test_features_unknown_names_are_refused(matched):
     before = _snapshot(matched)
-    with pytest.raises(ValueError, match="not in mdata\\['atac'\\].var_names"):
+    with pytest.raises(ValueError, match=r"not in mdata\['atac'\].var_names"):
         scm.tl.transfer_features(matched, source="atac", target="rna", features=["p0", "nope"])
     with pytest.raises(ValueError, match="Layer 'counts' not found"):
         scm.tl.transfer_features(matched, source="atac", target="rna", layer="counts")

@@ -15,8 +15,9 @@ def _check(confidence: Any, correct: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"Got {conf.size} confidences and {right.size} correctness values; pass one per cell.")
     if conf.size == 0:
         raise ValueError("No cells: pass at least one confidence.")
-    if not np.all(np.isfinite(conf)) or conf.min() < 0 or conf.max() > 1:
+    if not np.all(np.isfinite(conf)) or conf.min() < -1e-9 or conf.max() > 1 + 1e-9:
         raise ValueError("`confidence` must hold finite values in [0, 1]; drop the cells without one (NaN).")
+    conf = np.clip(conf, 0.0, 1.0)  # sums of probabilities may exceed 1 by rounding
     if right.dtype != bool and not np.isin(right, (0, 1)).all():
         raise ValueError("`correct` must be boolean (or 0/1): whether each cell's answer is right.")
     return conf, right.astype(bool)

@@ -31,3 +31,9 @@ def entropy_confidence(W: sp.spmatrix) -> np.ndarray:
     out[many] = 1.0 - H[many] / np.log(nnz[many])
     out[nnz == 1] = 1.0
     return np.clip(out, 0.0, 1.0)
+
+
+def match_confidence(P: sp.spmatrix) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell confidence of a match: of each row (mod1 cells) and of each normalised column (mod2 cells)."""
+    P = sp.csr_matrix(P)
+    return top_probability(P), top_probability(P.T)

@@ -18,6 +18,7 @@ from ..model._joint import shared_projection
 from ..model._matching import MATCHINGS
 from ..model._model import MIN_REFERENCE_PAIRS, _batch_groups
 from ..pp._project import recorded_fingerprint
+from ._confidence import match_confidence
 from ._spaces import PendingProjection, check_same_space, plan_projection, reference_state, write_pending
 
 #: the ``.obsm`` representation used for a modality when ``rep1``/``rep2`` is not given
@@ -178,6 +179,7 @@ def match_modalities(
     if model.joint_ is not None:  # the shared projection for joint plots (scmatch.model._joint)
         joint = (shared_projection(emb1, model.joint_, modality=1), shared_projection(emb2, model.joint_, modality=2))
 
+    conf1, conf2 = match_confidence(P_query)
     # all checks and computations are done: only now write
     target = mdata.copy() if copy else mdata
     write_pending(target, plan.pending)
@@ -192,6 +194,11 @@ def match_modalities(
     if joint is not None:
         target[mod1].obsm[joint_key], target[mod2].obsm[joint_key] = joint
     target.obsp[Key.probabilities(key_added)] = full
+    conf_key = Key.confidence(key_added)
+    for mod, qmask, conf in ((mod1, qmask1, conf1), (mod2, qmask2, conf2)):
+        column = np.full(target[mod].n_obs, np.nan)
+        column[qmask] = conf
+        target[mod].obs[conf_key] = column
     target.uns[key_added] = {
         "params": {
             "mod1": mod1,
@@ -207,6 +214,7 @@ def match_modalities(
         },
         "probabilities_key": Key.probabilities(key_added),
         "embedding_key": emb_key,
+        "confidence_key": conf_key,
         **({"joint_embedding_key": joint_key} if joint is not None else {}),
         "fingerprints": {mod: fp for mod, fp in zip((mod1, mod2), model.fingerprints_, strict=True) if fp is not None},
         "projected_by_model": [item.mod for item in plan.pending],

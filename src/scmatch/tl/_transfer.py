@@ -12,6 +12,7 @@ from mudata import MuData
 
 from .._utils import _check_finite, _get_matrix
 from ._evaluate import query_block
+from ._vote import choose_temperature, label_masses, normalise_rows, soften
 
 #: the label of target cells whose top label's confidence is below ``min_confidence``
 UNASSIGNED = "unassigned"
@@ -24,6 +25,7 @@ class _Weights:
     """Row-normalised match weights of the target's query cells over the source's query cells."""
 
     W: sp.csr_matrix  # n_target_query x n_source_query, rows sum to 1 (0 for a target cell without matches)
+    B: sp.csr_matrix  # the same block of P before normalisation
     target_names: pd.Index  # obs names of the target's query cells (rows of W)
     source_names: pd.Index  # obs names of the source's query cells (columns of W)
     has_match: np.ndarray  # bool per row of W
@@ -62,12 +64,10 @@ def _match_weights(mdata: MuData, *, key: str, source: str, target: str) -> _Wei
         W, target_pos, source_pos = P, rows, cols
     else:
         W, target_pos, source_pos = sp.csr_matrix(P.T), cols, rows
-    W = sp.csr_matrix(W, dtype=np.float64)
-    W.eliminate_zeros()
-    mass = np.asarray(W.sum(axis=1)).ravel()
-    has_match = mass > 0
-    W = sp.diags(np.divide(1.0, mass, out=np.zeros_like(mass), where=has_match)) @ W
-    return _Weights(sp.csr_matrix(W), mdata.obs_names[target_pos], mdata.obs_names[source_pos], has_match)
+    B = sp.csr_matrix(W, dtype=np.float64)
+    B.eliminate_zeros()
+    has_match = np.diff(B.indptr) > 0
+    return _Weights(normalise_rows(B), B, mdata.obs_names[target_pos], mdata.obs_names[source_pos], has_match)
 
 
 def _source_labels(mdata: MuData, labels_key: str, source: str, names: pd.Index) -> pd.Series:
@@ -86,25 +86,6 @@ def _source_labels(mdata: MuData, labels_key: str, source: str, names: pd.Index)
     return labels.reindex(names).astype(str)
 
 
-def label_masses(W: sp.spmatrix, labels: Sequence[str]) -> pd.DataFrame:
-    """Probability mass per label: ``W @ one_hot(labels)``.
-
-    Parameters
-    ----------
-    W
-        ``n_target x n_source`` weights, each row summing to one (or zero).
-    labels
-        Label of each source cell.
-
-    Returns
-    -------
-    A dense ``n_target x n_labels`` DataFrame; columns are the sorted distinct labels.
-    """
-    codes, uniques = pd.factorize(pd.Series(np.asarray(labels, dtype=object).astype(str)), sort=True)
-    one_hot = sp.csr_matrix((np.ones(len(codes)), (np.arange(len(codes)), codes)), shape=(len(codes), len(uniques)))
-    return pd.DataFrame(np.asarray((W @ one_hot).todense()), columns=pd.Index(uniques, dtype=object))
-
-
 def transfer_labels(
     mdata: MuData,
     labels_key: str,
@@ -114,15 +95,24 @@ def transfer_labels(
     key: str = "match",
     key_added: str | None = None,
     min_confidence: float | None = None,
+    temperature: float | str = "auto",
     copy: bool = False,
 ) -> MuData | None:
     """Label the ``target`` cells with the labels of the ``source`` cells they match.
 
     For each target cell, the match probabilities over the source cells (its row of ``P`` when the target is the
-    match's ``mod1``; its column of ``P``, normalised to sum to one, when it is ``mod2``) are summed per source
-    label; the label with the largest mass is transferred and that mass is its confidence: the estimated
-    probability that the label is right. Where the match was made within batches, ``P`` is block-diagonal and
-    each cell takes labels only from its own batch.
+    match's ``mod1``; its column of ``P`` when it is ``mod2``), softened to ``P ** (1 / temperature)`` and
+    normalised to sum to one, are summed per source label; the label with the largest mass is transferred and
+    that mass is its confidence, the estimated probability that the label is right. Where the match was made
+    within batches, ``P`` is block-diagonal and each cell takes labels only from its own batch.
+
+    Why soften: the matching's temperature is calibrated for finding each cell's own partner, which makes ``P``
+    sharp (a few candidates carry most of a row). A label vote does better over more of the candidates: on the
+    benchmark sets the sharp ``P`` gave masses far above the share of right labels (overconfident) and lower
+    accuracy (benchmarks/README.md, Transfer). ``temperature="auto"`` picks the softening from the source labels
+    alone, by a round trip: each source cell's labels are voted by the source cells its target cells match (its
+    own share left out), and the temperature of the grid (1, 1.5, 2, 3, 5, 7, 10, 15, 20, 30, 50) with the smallest
+    negative log-likelihood of the cells' own labels is used. No target label is needed.
 
     Only the cells of the match take part: the query cells of both modalities (every cell with
     ``reference=None``). To take labels from a saved model's reference cells, put the annotated reference cells
@@ -145,6 +135,9 @@ def transfer_labels(
     min_confidence
         Cells whose confidence is below this get the label ``"unassigned"``; choose it from
         :func:`scmatch.pl.confidence`. ``None`` assigns every matched cell.
+    temperature
+        ``"auto"`` (chosen by the round trip above) or a number >= 1 dividing the exponent of the match
+        probabilities; ``1`` votes with ``P`` as it is.
     copy
         Return a modified copy instead of writing into ``mdata``.
 
@@ -157,7 +150,9 @@ def transfer_labels(
     - ``.obs[f"{key_added}_confidence"]``: the mass on that label, in [0, 1] (missing outside the match);
     - ``.obsm[f"{key_added}_probabilities"]``: DataFrame of the mass on every source label (rows of cells
       outside the match are NaN);
-    - ``.uns[key_added]``: ``params`` (labels_key, source, target, key, min_confidence).
+    - ``.uns[key_added]``: ``params`` (labels_key, source, target, key, min_confidence, temperature), the
+      ``temperature`` used and, with ``"auto"``, ``round_trip`` (the ``grid`` and each temperature's
+      ``round_trip_nll``).
 
     Examples
     --------
@@ -173,12 +168,15 @@ def transfer_labels(
     """
     if min_confidence is not None and not (0.0 <= float(min_confidence) <= 1.0):
         raise ValueError(f"`min_confidence` must be in [0, 1] or None, got {min_confidence!r}.")
+    _check_temperature(temperature)
     weights = _match_weights(mdata, key=key, source=source, target=target)
     labels = _source_labels(mdata, labels_key, source, weights.source_names)
     key_added = f"{labels_key}_transferred" if key_added is None else key_added
-    masses = label_masses(weights.W, labels.to_numpy())
+    chosen = choose_temperature(weights.B, labels.to_numpy()) if temperature == "auto" else None
+    used = chosen["temperature"] if chosen is not None else float(temperature)
+    masses = label_masses(soften(weights.B, used), labels.to_numpy())
     best = masses.to_numpy().argmax(axis=1)
-    confidence = masses.to_numpy().max(axis=1)
+    confidence = np.clip(masses.to_numpy().max(axis=1), 0.0, 1.0)
     assigned = masses.columns.to_numpy()[best].astype(object)
     low = ~weights.has_match
     if min_confidence is not None:
@@ -201,9 +199,21 @@ def transfer_labels(
             "target": target,
             "key": key,
             "min_confidence": min_confidence,
-        }
+            "temperature": temperature,
+        },
+        "temperature": used,
+        **({"round_trip": {k: chosen[k] for k in ("grid", "round_trip_nll")}} if chosen is not None else {}),
     }
     return out if copy else None
+
+
+def _check_temperature(temperature: float | str) -> None:
+    if isinstance(temperature, str):
+        if temperature != "auto":
+            raise ValueError(f"`temperature` must be 'auto' or a number >= 1, got {temperature!r}.")
+        return
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not temperature >= 1:
+        raise ValueError(f"`temperature` must be 'auto' or a number >= 1, got {temperature!r}.")
 
 
 def _features(adata, *, layer: str | None, features: Sequence[str] | None, source: str) -> tuple[object, pd.Index]:

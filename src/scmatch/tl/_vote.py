@@ -1,0 +1,95 @@
+"""The label vote behind tl.transfer_labels: label masses, softened weights and the round trip choosing them.
+
+The softening is chosen on the source labels alone, by a round trip (source -> target -> source).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+#: temperatures tried by ``temperature="auto"``: the weights are ``P ** (1 / temperature)``, rows renormalised
+TEMPERATURE_GRID = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0, 50.0)
+#: floor of a label's mass in the round trip's log-likelihood (a share of the uniform mass over labels)
+NLL_FLOOR = 1e-3
+
+
+def normalise_rows(W: sp.spmatrix) -> sp.csr_matrix:
+    """CSR with every non-empty row scaled to sum to one (empty rows stay empty)."""
+    W = sp.csr_matrix(W, dtype=np.float64)
+    mass = np.asarray(W.sum(axis=1)).ravel()
+    return sp.csr_matrix(sp.diags(np.divide(1.0, mass, out=np.zeros_like(mass), where=mass > 0)) @ W)
+
+
+def soften(B: sp.spmatrix, temperature: float) -> sp.csr_matrix:
+    """``B ** (1 / temperature)`` entry-wise on the non-zeros, rows renormalised to sum to one.
+
+    For probabilities ``exp(s / T)`` of a softmax or a transport plan this is the same matching at temperature
+    ``T * temperature`` on the same candidates: a flatter vote over more of them.
+    """
+    W = sp.csr_matrix(B, dtype=np.float64, copy=True)
+    W.eliminate_zeros()
+    W.data = W.data ** (1.0 / temperature)
+    return normalise_rows(W)
+
+
+def encode(labels: Sequence[str]) -> tuple[np.ndarray, pd.Index]:
+    """Integer code of each label and the sorted distinct labels."""
+    codes, uniques = pd.factorize(pd.Series(np.asarray(labels, dtype=object).astype(str)), sort=True)
+    return codes, pd.Index(uniques, dtype=object)
+
+
+def one_hot(codes: np.ndarray, n_labels: int) -> sp.csr_matrix:
+    return sp.csr_matrix((np.ones(len(codes)), (np.arange(len(codes)), codes)), shape=(len(codes), n_labels))
+
+
+def label_masses(W: sp.spmatrix, labels: Sequence[str]) -> pd.DataFrame:
+    """Probability mass per label: ``W @ one_hot(labels)``.
+
+    Parameters
+    ----------
+    W
+        ``n_target x n_source`` weights, each row summing to one (or zero).
+    labels
+        Label of each source cell.
+
+    Returns
+    -------
+    A dense ``n_target x n_labels`` DataFrame; columns are the sorted distinct labels.
+    """
+    codes, uniques = encode(labels)
+    return pd.DataFrame(np.asarray((W @ one_hot(codes, len(uniques))).todense()), columns=uniques)
+
+
+def round_trip_nll(B: sp.spmatrix, codes: np.ndarray, n_labels: int, temperature: float) -> float:
+    """Mean negative log-likelihood of each source cell's own label, voted by the source cells its matches match.
+
+    ``B`` is the ``n_target x n_source`` match block. Each source cell's weights go to target cells
+    (``soften(B.T)``), and theirs back to source cells (``soften(B)``); the cell's own share of that return
+    trip is left out, so no cell votes for itself. Cells whose trip returns nowhere else are skipped.
+    """
+    to_target, to_source = soften(B.T, temperature), soften(B, temperature)
+    hot = one_hot(codes, n_labels)
+    masses = np.asarray((to_target @ (to_source @ hot)).todense())
+    own = np.asarray(to_target.multiply(to_source.T).sum(axis=1)).ravel()  # the trip back to the cell itself
+    rows = np.arange(len(codes))
+    masses[rows, codes] -= own
+    rest = masses.sum(axis=1)
+    keep = rest > 1e-12
+    right = np.clip(masses[keep, codes[keep]] / rest[keep], 0.0, 1.0)
+    return float(-np.mean(np.log((1.0 - NLL_FLOOR) * right + NLL_FLOOR / n_labels)))
+
+
+def choose_temperature(B: sp.spmatrix, labels: Sequence[str], grid: Sequence[float] = TEMPERATURE_GRID) -> dict:
+    """The temperature of the grid with the smallest :func:`round_trip_nll` on the source labels.
+
+    Returns
+    -------
+    ``{"temperature": best, "grid": [...], "round_trip_nll": [...]}``.
+    """
+    codes, uniques = encode(labels)
+    nll = [round_trip_nll(B, codes, len(uniques), t) for t in grid]
+    return {"temperature": float(grid[int(np.argmin(nll))]), "grid": list(map(float, grid)), "round_trip_nll": nll}
