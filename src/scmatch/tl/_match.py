@@ -122,12 +122,19 @@ def match_modalities(
       embeddings, the directions in which the reference pairs' two modalities vary together (unit length, 10
       columns; see :meth:`~scmatch.model.MatchModel.joint_transform`). Cells of both modalities mix there, so
       :func:`scmatch.pl.embedding` draws it by default; matching does not use it.
-    - ``mdata.uns[key_added]``: ``params``, ``probabilities_key``, ``embedding_key``, ``joint_embedding_key``,
-      ``query`` (counts of matched cells), ``n_reference``, ``temperature``, ``history`` (epoch, train_loss,
-      val_score, val_smoothed, best_epoch), ``matching_solver`` (for the sparse Sinkhorn: ``sinkhorn_iterations``,
-      ``sinkhorn_marginal_error``, ``sinkhorn_converged``), ``fingerprints`` (modality -> fingerprint of the
-      preprocessing the model was trained on, for recipe outputs) and ``projected_by_model`` (modalities whose
-      counts the model projected).
+    - ``mdata[mod1].obs[f"{key_added}_confidence"]`` and the same in ``mod2``: each query cell's largest match
+      probability (its row's maximum for mod1 cells; its column's maximum after scaling the column to sum to one
+      for mod2 cells), the mass on its single most likely partner; NaN for cells outside the match. It speaks of
+      the cell's own partner, not of its cell type: on the benchmark sets it did not predict whether a
+      transferred cell type is right (AUROC 0.3 to 0.65, below the entropy-based alternative's on none;
+      benchmarks/README.md, Transfer); the confidence of :func:`~scmatch.tl.transfer_labels` does (AUROC up to
+      0.8) and is the one to threshold.
+    - ``mdata.uns[key_added]``: ``params``, ``probabilities_key``, ``embedding_key``, ``confidence_key``,
+      ``joint_embedding_key``, ``query`` (counts of matched cells), ``n_reference``, ``temperature``, ``history``
+      (epoch, train_loss, val_score, val_smoothed, best_epoch), ``matching_solver`` (for the sparse Sinkhorn:
+      ``sinkhorn_iterations``, ``sinkhorn_marginal_error``, ``sinkhorn_converged``), ``fingerprints`` (modality
+      -> fingerprint of the preprocessing the model was trained on, for recipe outputs) and ``projected_by_model``
+      (modalities whose counts the model projected).
     - for those modalities, what ``recipe_*(mdata, reference=model)`` writes: ``.layers['counts']``, ``.X``,
       ``.obsm[rep]``, loadings and ``.uns['scmatch_recipe']``.
 
