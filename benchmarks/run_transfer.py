@@ -25,6 +25,8 @@ with its scmatch recipe on all cells (RNA PCA, protein CLR-PCA, ATAC LSI; as ``_
   reference pairs (the 2021 challenge's "predict modality" baseline); ``scmatch+ridge`` = the mean of the two
   predictions; ``moscot`` = its plan applied to the features as its ``impute`` does. Score: the mean over features of
   the Pearson correlation, across query cells, between prediction and truth (features constant in either skipped).
+  For scmatch also the temperature ``"auto"`` chose and the Pearson of the average through ``P`` as it is
+  (``feature_pearson_t1``).
 
 One JSON record per dataset x method x seed goes to ``benchmarks/results/transfer/``. ``--datasets`` re-runs rows.
 """
@@ -304,6 +306,9 @@ def run_one(name: str, seed: int, *, python: Path, command: str, out: Path, dump
     ref_s = s_ad.obs_names.get_indexer(ref2)
     ridge = ridge_predict(mdata, task, features, ref_t, ref_s, qt)
     sc["feature_pearson"], sc["feature_seconds"] = mean_pearson(pred_f, truth_f), feature_seconds
+    sc["feature_temperature"] = float(t_ad.uns[f"{task['source']}_transferred"]["temperature"])
+    scm.tl.transfer_features(mdata, source=task["source"], target=task["target"], temperature=1, key_added="t1")
+    sc["feature_pearson_t1"] = mean_pearson(t_ad.obsm["t1"].to_numpy()[qt], truth_f)
     feat = {"source": task["source"], "target": task["target"], "n_features": len(features)}
     records = [
         {**base, "method": "scmatch", **sc, "features": feat},

@@ -169,7 +169,7 @@ def test_missing_probabilities_are_refused(matched):
 
 
 def test_features_are_the_weighted_mean_and_spread(matched):
-    scm.tl.transfer_features(matched, source="atac", target="rna", features=["p2", "p0"])
+    scm.tl.transfer_features(matched, source="atac", target="rna", features=["p2", "p0"], temperature=1)
     mean = matched["rna"].obsm["atac_transferred"]
     std = matched["rna"].obsm["atac_transferred_std"]
     assert list(mean.columns) == ["p2", "p0"]
@@ -182,7 +182,7 @@ def test_features_are_the_weighted_mean_and_spread(matched):
 
 
 def test_features_to_mod2_use_normalised_columns(matched):
-    scm.tl.transfer_features(matched, source="rna", target="atac", key_added="genes")
+    scm.tl.transfer_features(matched, source="rna", target="atac", key_added="genes", temperature=1)
     W = P_QUERY.T / P_QUERY.sum(axis=0)[:, None]
     X = pd.DataFrame(matched["rna"].X, index=matched["rna"].obs_names).loc[QUERY].to_numpy()
     np.testing.assert_allclose(matched["atac"].obsm["genes"].loc[QUERY].to_numpy(), W @ X, rtol=1e-6)
