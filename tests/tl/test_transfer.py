@@ -316,7 +316,7 @@ def test_labels_from_annotated_cells_matched_with_a_fitted_model(simulated_match
     scm.tl.transfer_labels(new, "cell_type", source="rna", target="atac")
     predicted = new["atac"].obs["cell_type_transferred"].astype(str)
     assert predicted.notna().all()
-    assert np.mean(predicted.to_numpy() == truth.to_numpy()) > 0.6  # measured: see the report in the module docs
+    assert np.mean(predicted.to_numpy() == truth.to_numpy()) > 0.8  # measured: 0.887 (across batches, temperature 10)
 
 
 @pytest.fixture(scope="module")
