@@ -374,3 +374,16 @@ def test_cite_proteins_for_rna_cells(cite_match):
         assert (mdata["rna"].obsm["adt_transferred_std"].loc[names] >= 0).all().all()
     assert pearson["auto"] > 0.7
     assert pearson["auto"] > pearson[1]
+
+
+def test_feature_temperature_scores_the_most_variable_features_of_sparse_input():
+    from scmatch.tl._vote import MAX_ROUND_TRIP_FEATURES, choose_feature_temperature
+
+    rng = np.random.default_rng(0)
+    B = sp.csr_matrix(rng.dirichlet(np.ones(50), size=40))  # 40 target x 50 source cells
+    X = sp.random(50, 500, density=0.1, random_state=1, format="csr")
+    sparse = choose_feature_temperature(B, X)
+    dense = choose_feature_temperature(B, X.toarray())
+    assert sparse["n_features"] == MAX_ROUND_TRIP_FEATURES
+    np.testing.assert_allclose(sparse["round_trip_pearson"], dense["round_trip_pearson"], rtol=1e-9)
+    assert sparse["temperature"] == dense["temperature"]
