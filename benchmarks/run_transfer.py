@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -333,7 +334,7 @@ def run_one(name: str, seed: int, *, python: Path, command: str, out: Path, dump
                 "moscot_seconds": m["seconds"],
             }
         )
-    meta = {**_git(), "command": command, "python": platform.python_version()}
+    meta = {**_git(), "command": command, "python": platform.python_version(), "n_cores": os.cpu_count()}
     meta["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     out.mkdir(parents=True, exist_ok=True)
     for r in records:
