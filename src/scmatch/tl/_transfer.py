@@ -22,7 +22,7 @@ FEATURE_CHUNK = 1024
 
 @dataclass
 class _Weights:
-    """Row-normalised match weights of the target's query cells over the source's query cells."""
+    """The match block of the target's query cells (rows) over the source's query cells, raw and row-normalised."""
 
     W: sp.csr_matrix  # n_target_query x n_source_query, rows sum to 1 (0 for a target cell without matches)
     B: sp.csr_matrix  # the same block of P before normalisation
