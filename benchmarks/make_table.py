@@ -106,6 +106,20 @@ COLUMNS = {
         ("n_selected", "cells kept", ".0f", None),
         ("seconds", "s", ".2f", None),
     ],
+    "transfer": [
+        ("label_accuracy", "label accuracy", ".3f", "max"),
+        ("label_balanced_accuracy", "balanced accuracy", ".3f", "max"),
+        ("label_ece", "label ECE ↓", ".3f", "min"),
+        ("label_confidence_auroc", "label conf. AUROC", ".3f", None),
+        ("top_probability_auroc", "top-prob. AUROC", ".3f", None),
+        ("entropy_auroc", "entropy AUROC", ".3f", None),
+        ("label_temperature", "label T", ".1f", None),
+        ("label_accuracy_t1", "accuracy T=1", ".3f", None),
+        ("label_ece_t1", "ECE T=1", ".3f", None),
+        ("feature_pearson", "feature Pearson", ".3f", "max"),
+        ("feature_temperature", "feature T", ".1f", None),
+        ("feature_pearson_t1", "Pearson T=1", ".3f", None),
+    ],
 }
 # the matching columns, with the first fit of a fresh process (numba compilation) beside the fit, without Δ RSS
 COLUMNS["peers"] = [c for c in COLUMNS["matching"] if c[0] != "peak_rss_delta_mb"]
@@ -153,9 +167,9 @@ COLUMNS["atac_screen"] = COLUMNS["atac"]
 NO_TABLE = {"sinkhorn"}
 # tables whose rows are method x a record field: the row shows "method/value" (e.g. scmatch/mapping)
 METHOD_SUFFIX = {"mapping": "preprocessing"}
-DASH_MISSING = {"peers", "speed"}  # tables that show a dash, not nan, where a row's records lack a column
+DASH_MISSING = {"peers", "speed", "transfer"}  # tables that show a dash, not nan, where a row's records lack a column
 SKIP = {"seed", "n_train", "n_test", "n_cores", "torch_threads", "max_nnz_per_row", "git_dirty"}
-DATASET_ORDER = ["cite", "multiome", "totalvi", "snareseq", "snare2", "snare2_rev", "challenge_cite"]
+DATASET_ORDER = ["cite", "multiome", "totalvi", "snareseq", "snare2", "snare2_rev", "snare2_mop", "challenge_cite"]
 DATASET_ORDER += ["challenge_multiome", "simulated", "simulated_sparse"]
 DATASET_ORDER += [f"simulated_{n}" for n in (1000, 10000, 50000, 100000)]
 DATASET_ORDER += ["simulated_50k", "simulated_50k_separated", "simulated_50k_separated_rarest"]

@@ -22,6 +22,11 @@ class Key:
         return f"X_{key_added}_joint"
 
     @staticmethod
+    def confidence(key_added: str) -> str:
+        """``.obs`` column (in each modality) of the per-cell match confidence."""
+        return f"{key_added}_confidence"
+
+    @staticmethod
     def lsi() -> str:
         """``.obsm`` key of the LSI embedding."""
         return "X_lsi"

@@ -6,6 +6,7 @@ the column of row ``i``'s true partner (:func:`truth_from_solution` builds it
 from a challenge ``*_sol.h5ad`` matrix). Definitions follow BENCHMARKS.md.
 """
 
+from scmatch.metrics._calibration import calibration_bins, expected_calibration_error
 from scmatch.metrics._evaluate import evaluate
 from scmatch.metrics._format import check_challenge_format, is_challenge_format
 from scmatch.metrics._foscttm import foscttm
@@ -14,10 +15,12 @@ from scmatch.metrics._scores import celltype_mass, match_score, top_k_accuracy
 from scmatch.metrics._truth import truth_from_solution
 
 __all__ = [
+    "calibration_bins",
     "celltype_knn_purity",
     "celltype_mass",
     "check_challenge_format",
     "evaluate",
+    "expected_calibration_error",
     "foscttm",
     "is_challenge_format",
     "match_score",
