@@ -1,6 +1,6 @@
 """Write docs/reliability.md: every bad input scmatch is tested with and the exact message it gets.
 
-The cases are those of tests/reliability/cases.py, run for real here; the test
+The cases are those of tests/reliability/cases.py and disk_cases.py, run for real here; the test
 ``tests/reliability/test_bad_inputs.py::test_docs_table_is_current`` fails when this file is out of date.
 
 Usage: ``python docs/make_reliability_table.py``
@@ -45,7 +45,7 @@ def _cell(text: str) -> str:
 
 def render(outcomes: dict[str, tuple[str, str]]) -> str:
     """The page for ``outcomes`` (case id -> (exception type, message)), in the order of the cases."""
-    from reliability.cases import CASES
+    from reliability.disk_cases import ALL_CASES as CASES
 
     lines = [
         HEADER,
@@ -62,7 +62,8 @@ def render(outcomes: dict[str, tuple[str, str]]) -> str:
 def main() -> None:
     """Run every case and write the table."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from reliability.cases import CASES, message_for_docs, run_case
+    from reliability.cases import message_for_docs, run_case
+    from reliability.disk_cases import ALL_CASES as CASES
 
     outcomes = {}
     for case in CASES:

@@ -1078,10 +1078,3 @@ def message_for_docs(message: str, tmp: Path) -> str:
     """The message as the table shows it: temporary paths replaced by ``<tmp>``, whitespace collapsed."""
     message = message.replace(str(tmp.resolve()), "<tmp>").replace(str(tmp), "<tmp>")
     return " ".join(message.split())
-
-
-# the cases of the files scmatch reads and writes (model folders, predictions, the command's files) live in their
-# own module, which uses the helpers above
-from .disk_cases import DISK_CASES  # noqa: E402
-
-CASES += DISK_CASES

@@ -30,6 +30,7 @@ from scmatch.model import MatchModel
 from scmatch.model._manifest import write_manifest
 
 from .cases import (
+    CASES,
     LSIS,
     PCS,
     TINY,
@@ -955,3 +956,5 @@ TL_CASES: list[Case] = [
 ]
 
 DISK_CASES: list[Case] = [*TL_CASES, *MODEL_CASES, *IO_CASES, *CLI_CASES]
+#: every case: those of :mod:`.cases`, then these (the docs table lists them in this order)
+ALL_CASES: list[Case] = [*CASES, *DISK_CASES]
