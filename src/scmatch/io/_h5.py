@@ -1,12 +1,16 @@
 """What kind of file is this, and can it be read safely? Checks run on an ``.h5ad``'s metadata before reading it.
 
 A damaged or edited HDF5 file can claim a dataset far larger than the bytes it stores (reading it would allocate
-without bound), or make anndata fail deep inside h5py with a message that names neither the file nor the fix.
-:func:`read_h5ad_checked` refuses both with an :class:`~scmatch._errors.InvalidFileError`.
+without bound), make anndata fail deep inside h5py with a message that names neither the file nor the fix, or
+even crash the HDF5 C library (a flipped byte in an attribute's header was measured to end the process with a
+segmentation fault). :func:`read_h5ad_checked` refuses all of them with an
+:class:`~scmatch._errors.InvalidFileError`: the file is first walked in a child process (:func:`probe`), so a
+crash or a hang happens there, never in the caller's process.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import warnings
 from pathlib import Path
@@ -22,6 +26,67 @@ SLACK_BYTES = 1 << 20
 #: HDF5 filters whose expansion :data:`MAX_EXPANSION` bounds (others are not checked)
 BOUNDED_FILTERS = {"gzip", "lzf", "shuffle", "fletcher32", "scaleoffset"}
 _WRITE_FIX = "Write it again with anndata (`adata.write_h5ad(path)`), or copy or download it again."
+#: the probe reads every value of files up to this size, and only their metadata above it
+PROBE_FULL_BYTES = 256 << 20
+#: seconds the probe may take: this much, plus one per 20 MB of file
+PROBE_SECONDS = 8.0
+#: files that passed the probe, by (path, size, modification time): each is walked once
+_PROBED: set[tuple[str, int, int]] = set()
+
+
+def _walk(path: str, full: bool) -> None:
+    """Open ``path`` and touch everything in it: attributes, and the values of every dataset when ``full``.
+
+    Runs in the probe's child process; errors are ignored (the caller's own read reports them), only a crash or
+    a hang matters here.
+    """
+    import h5py
+
+    def visit(_: str, item) -> None:
+        for key in item.attrs:
+            item.attrs[key]
+        if full and isinstance(item, h5py.Dataset):
+            item[()]
+
+    try:
+        with h5py.File(path, "r") as h5:
+            visit("", h5)
+            h5.visititems(visit)
+    except Exception:  # reported by the caller's own read, in its own words
+        pass
+
+
+def probe(path: str | os.PathLike, *, name: str) -> None:
+    """Walk an HDF5 file in a child process first; refuse it if that crashes or does not finish in time.
+
+    Where processes cannot be forked (Windows), nothing is done.
+    """
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _PROBED or "fork" not in multiprocessing.get_all_start_methods():
+        return
+    seconds = PROBE_SECONDS + stat.st_size / 20e6
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python >= 3.12 warns about fork with threads running
+        child = multiprocessing.get_context("fork").Process(
+            target=_walk, args=(str(path), stat.st_size <= PROBE_FULL_BYTES), daemon=True
+        )
+        child.start()
+    child.join(seconds)
+    if child.is_alive():
+        child.kill()
+        child.join()
+        raise InvalidFileError(
+            f"{name} is damaged: reading it did not finish within {seconds:.0f} s. {_WRITE_FIX}", path=path
+        )
+    if child.exitcode is not None and child.exitcode < 0:
+        raise InvalidFileError(
+            f"{name} is damaged: reading it crashed the HDF5 library (signal {-child.exitcode}), so it is not "
+            f"read. {_WRITE_FIX}",
+            path=path,
+        )
+    _PROBED.add(key)
 
 
 def _top_level(path: Path, name: str) -> tuple[str | None, list[str]]:
@@ -38,6 +103,7 @@ def _top_level(path: Path, name: str) -> tuple[str | None, list[str]]:
             f"Pass the file itself, as anndata or mudata wrote it. {_WRITE_FIX}",
             path=path,
         )
+    probe(path, name=name)
     try:
         with h5py.File(path, "r") as h5:
             encoding = h5.attrs.get("encoding-type", None)

@@ -164,9 +164,16 @@ def read_prediction(path: PathLike, *, check: bool = True) -> ad.AnnData:
     if check:
         missing = [key for key in ("dataset_id", "method_id") if key not in adata.uns]
         if missing:
-            raise ValueError(f"{path} lacks uns {missing}; write it with scmatch.io.write_prediction.")
+            raise InvalidFileError(
+                f"{path} lacks uns {missing}, so it is not a prediction file; write it with "
+                "scmatch.io.write_prediction.",
+                path=path,
+            )
         _verify_checksum(adata, path)
-        check_challenge_format(adata.X)
+        try:
+            check_challenge_format(adata.X)
+        except ValueError as err:
+            raise InvalidFileError(f"The prediction file {path} is not a valid prediction: {err}", path=path) from err
     return adata
 
 

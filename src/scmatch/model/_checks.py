@@ -38,6 +38,16 @@ INT_BOUNDS = {
     "max_steps": 10**9,
     "coreset_every": 10**6,
 }
+#: upper bounds of the real-valued settings (lower bounds are the constructor's)
+FLOAT_BOUNDS = {
+    "lr": 1e6,
+    "weight_decay": 1e6,
+    "margin": 1e6,
+    "noise": 1e6,
+    "alpha": 1e6,
+    "temperature": 1e8,
+    "hist_temperature": 1e8,
+}
 #: most features of one modality's input
 MAX_FEATURES = 10**6
 #: temperatures of a fitted model lie in this range (the calibration grid is far inside it)
@@ -70,8 +80,9 @@ def check_params(params: Any, folder: Path) -> None:
             raise _refuse(folder, f"holds a nested value for setting {name!r}")
         if _is_number(value) and not math.isfinite(value):
             raise _refuse(folder, f"holds a non-finite number for setting {name!r} ({value!r})")
-        if name in INT_BOUNDS and value is not None and _is_int(value) and not value <= INT_BOUNDS[name]:
-            raise _refuse(folder, f"sets {name!r} to {value}, above the largest a model may have ({INT_BOUNDS[name]})")
+        bound = INT_BOUNDS.get(name, FLOAT_BOUNDS.get(name))
+        if bound is not None and _is_number(value) and not value <= bound:
+            raise _refuse(folder, f"sets {name!r} to {value}, above the largest a model may have ({bound})")
 
 
 def check_config(config: Any, folder: Path, *, required: set[str]) -> None:
@@ -142,10 +153,15 @@ def read_weights(folder: Path) -> dict[str, torch.Tensor]:
     try:
         with zipfile.ZipFile(path) as archive:
             claimed = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+            if claimed > size:
+                raise _refuse(folder, f"claims {claimed} bytes of content in a {size}-byte file", file=WEIGHTS)
+            damaged = archive.testzip()  # every entry's CRC: catches damage behind a checksum rewritten to match
+    except InvalidFileError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as err:
         raise _refuse(folder, f"is not a torch weights archive ({err})", file=WEIGHTS) from err
-    if claimed > size:
-        raise _refuse(folder, f"claims {claimed} bytes of content in a {size}-byte file", file=WEIGHTS)
+    if damaged is not None:
+        raise _refuse(folder, f"has a damaged entry {damaged!r} (its CRC does not match)", file=WEIGHTS)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for bad archives; its full message is chained
