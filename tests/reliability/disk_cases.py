@@ -201,13 +201,14 @@ MODEL_CASES: list[Case] = [
         r"config\.json in .* does not match the checksum in manifest\.json",
     ),
     Case(
-        "load-config-longer",
+        "load-file-longer",
         LOAD,
-        "config.json rewritten with another size (manifest not updated)",
-        _config(lambda c: c["params"].update(epochs=3), sign=False),
+        "preprocessing.json with a line appended (manifest not updated)",
+        lambda t: {"folder": _append(saved_with_preprocessing(t), "preprocessing.json", "\n")},
         _load,
         InvalidFileError,
-        r"config\.json in .* is \d+ bytes but the manifest records \d+: the file was truncated, extended or replaced",
+        r"preprocessing\.json in .* is 526 bytes but the manifest records 525: the file was truncated, extended or "
+        r"replaced",
     ),
     Case(
         "load-config-not-json",
@@ -648,6 +649,12 @@ def _grow_size(manifest: dict) -> None:
 def _halve(folder: Path, name: str) -> Path:
     data = (folder / name).read_bytes()
     (folder / name).write_bytes(data[: len(data) // 2])
+    return folder
+
+
+def _append(folder: Path, name: str, text: str) -> Path:
+    with open(folder / name, "a") as handle:
+        handle.write(text)
     return folder
 
 
