@@ -283,6 +283,15 @@ MODEL_CASES: list[Case] = [
         r"preprocessing\.npz is missing from the model folder .* \(its manifest lists it\)",
     ),
     Case(
+        "load-manifest-missing",
+        LOAD,
+        "manifest.json deleted from a folder saved with one",
+        lambda t: {"folder": _delete(saved_model(t), "manifest.json")},
+        _load,
+        InvalidFileError,
+        r"manifest\.json is missing from the model folder .*: the folder was copied incompletely or edited",
+    ),
+    Case(
         "load-flipped-byte",
         LOAD,
         "one byte of model.pt flipped (corrupted file)",

@@ -188,6 +188,13 @@ def load_model(path: str | Path) -> tuple[dict, dict, dict]:
 def _read_config(folder: Path, *, version: int) -> dict:
     config = read_json(folder / CONFIG, max_bytes=MAX_CONFIG_BYTES, folder=folder)
     found = config.get("format_version") if isinstance(config, dict) else None
+    if version == LEGACY_VERSION and found == FORMAT_VERSION:
+        raise InvalidFileError(
+            f"{MANIFEST} is missing from the model folder {str(folder)!r} (its {CONFIG} is of format {found}, which is "
+            f"saved with one): the folder was copied incompletely or edited. Copy the whole folder, or save the model "
+            "again.",
+            path=folder / MANIFEST,
+        )
     if isinstance(config, dict) and "format_version" in config and found != version:
         kind = "with" if version == FORMAT_VERSION else "without"
         raise InvalidFileError(
