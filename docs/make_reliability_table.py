@@ -19,11 +19,12 @@ HEADER = """\
 # Reliability: bad inputs and the messages they get
 
 scmatch checks every input before it writes anything. Each row below is one bad input tried in the test suite
-(`tests/reliability/cases.py`, and `disk_cases.py` for the files scmatch reads and writes); the test asserts the error type, the message, and that every input the call was
-given (MuData/AnnData: `X`, layers, obs, var, obsm, varm, obsp, varp, uns, names, per modality and global;
-arrays; models; files and folders on disk) is exactly as it was before the call. The messages are the ones the
-current code really produces (temporary folders shown as `<tmp>`, whitespace collapsed). Regenerate this page
-with `python docs/make_reliability_table.py`; a test fails when it is out of date.
+(`tests/reliability/cases.py`, and `disk_cases.py` for the files scmatch reads and writes); the test asserts the
+error type, the message, and that every input the call was given (MuData/AnnData: `X`, layers, obs, var, obsm,
+varm, obsp, varp, uns, names, per modality and global; arrays; models; files and folders on disk) is exactly as
+it was before the call. The messages are the ones the current code really produces (temporary folders shown as
+`<tmp>`, whitespace collapsed). Regenerate this page with `python docs/make_reliability_table.py`; a test fails
+when it is out of date.
 
 Also tested (`tests/reliability/`): training that diverges (NaN loss) or is interrupted (KeyboardInterrupt
 mid-epoch) leaves the MuData unchanged; a model save or a prediction write interrupted part-way (while writing
