@@ -9,10 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+#: 0 success; 1 a failure that is not the input's fault (training diverged, a write failed, a bug); 2 a bad input
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 RECIPES = {"rna": "recipe_rna", "atac": "recipe_atac", "adt": "recipe_protein"}
-INPUTS = ("train_mod1", "train_mod2", "train_sol", "test_mod1", "test_mod2", "prediction", "solution", "data")
+#: the input files of each command, by option: AnnData .h5ad files, and the demo's MuData .h5mu
+H5AD_INPUTS = ("train_mod1", "train_mod2", "train_sol", "test_mod1", "test_mod2", "prediction", "solution")
+INPUTS = (*H5AD_INPUTS, "data")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -90,9 +93,8 @@ def _print_scores(scores: dict, *, n: int, as_json: bool = False) -> None:
 
 
 def _demo(args) -> int:
-    import mudata as md
-
     from . import datasets, tl
+    from .io._h5 import read_h5mu_checked
 
     t0 = time.perf_counter()
     if args.data is None:
@@ -100,7 +102,7 @@ def _demo(args) -> int:
         mdata = datasets.simulate_multiome(args.n_cells, n_batches=2, random_state=args.seed)
     else:
         print(f"scmatch demo: reading {args.data}")
-        mdata = md.read_h5mu(args.data)
+        mdata = read_h5mu_checked(args.data, label=f"--data {args.data}")
     mod2 = args.mod2 or ("adt" if "adt" in mdata.mod else "atac")
     for mod in (args.mod1, mod2):
         if mod not in mdata.mod or args.batch_key not in mdata[mod].obs:
@@ -129,6 +131,15 @@ def _demo(args) -> int:
     print(f"scores on the query ({time.perf_counter() - t0:.0f} s in all):")
     _print_scores(scores, n=n)
     return EXIT_OK
+
+
+def _option(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+def _inputs(args) -> dict[str, Path]:
+    """The input files given on the command line, by option (``--train-mod1``: path)."""
+    return {_option(name): getattr(args, name) for name in INPUTS if getattr(args, name, None) is not None}
 
 
 def _match(args) -> int:
@@ -164,6 +175,7 @@ def _match(args) -> int:
         dataset_id=str(info["dataset_id"]),
         obs_names=mdata[mod1].obs["challenge_name"].reindex(mdata.obs_names[rows]).astype(str).tolist(),
         var_names=mdata[mod2].obs["challenge_name"].reindex(mdata.obs_names[cols]).astype(str).tolist(),
+        inputs=list(_inputs(args).values()),
     )
     print(f"wrote {args.output} ({P.shape[0]} x {P.shape[1]}, {P.nnz} non-zeros)")
     return EXIT_OK
@@ -174,7 +186,7 @@ def _evaluate(args) -> int:
     from .io._files import _read_h5ad
 
     pred = io.read_prediction(args.prediction)
-    sol = _read_h5ad(args.solution)
+    sol = _read_h5ad(args.solution, label=f"--solution {args.solution}")
     if pred.shape != sol.shape:
         raise ValueError(
             f"Prediction has shape {pred.shape} but the solution {sol.shape}; pass the solution of the same test set."
@@ -185,43 +197,59 @@ def _evaluate(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``scmatch`` command line; returns the exit code (0 ok, 1 error, 2 usage)."""
+    """Run the ``scmatch`` command line; returns the exit code (0 ok, 1 failure, 2 bad input or usage).
+
+    Every bad input (a missing, damaged or wrong kind of file, an output that names an input, data that scmatch
+    refuses) is reported as one line ``scmatch: error: ...`` naming the file and the fix, with exit code 2 and no
+    traceback. Failures that are not the input's fault (training diverged, a write failed) exit with 1; an
+    unexpected error too, with its traceback only under ``--verbose``.
+    """
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
-    for name in INPUTS:
-        path = getattr(args, name, None)
-        if path is not None and not Path(path).is_file():
-            print(f"scmatch: error: --{name.replace('_', '-')} {path} does not exist or is not a file", file=sys.stderr)
-            return EXIT_USAGE
     problem = _check_options(args)
     if problem:
-        print(f"scmatch: error: {problem}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(problem, EXIT_USAGE)
     handler = {"demo": _demo, "match": _match, "evaluate": _evaluate}[args.command]
     try:
         return handler(args)
-    except (ValueError, TypeError) as err:
-        print(f"scmatch: error: {err}", file=sys.stderr)
-        return EXIT_ERROR
-    except OSError as err:  # an input that is not a readable .h5ad/.h5mu, or a failed write
-        print(
-            f"scmatch: error: cannot read or write a file: {err}. Pass .h5ad/.h5mu files written by anndata/mudata.",
-            file=sys.stderr,
-        )
-        return EXIT_ERROR
+    except (ValueError, TypeError) as err:  # the input was refused: scmatch's message says how to fix it
+        return _fail(str(err), EXIT_USAGE)
+    except FileNotFoundError as err:
+        return _fail(f"{err}. Check the path.", EXIT_USAGE)
+    except OSError as err:  # e.g. the output could not be written (disk full, no permission)
+        return _fail(f"cannot read or write a file: {err}", EXIT_ERROR)
+    except Exception as err:  # not the input's fault (e.g. training diverged): no traceback unless asked
+        if args.verbose:
+            raise
+        return _fail(f"{err} ({type(err).__name__}; rerun with --verbose for the details)", EXIT_ERROR)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"scmatch: error: {message}", file=sys.stderr)
+    return code
 
 
 def _check_options(args) -> str | None:
-    """Options that would otherwise fail only after the data are read and the model trained."""
-    import h5py
+    """Inputs and options that would otherwise fail only after the data are read and the model trained."""
+    from ._errors import InvalidFileError, OutputIsInputError
+    from .io._h5 import h5ad_kind, h5mu_kind
+    from .io._prediction import check_prediction_target
 
-    for name in INPUTS:
-        path = getattr(args, name, None)
-        if path is not None and not h5py.is_hdf5(path):
-            return f"--{name.replace('_', '-')} {path} is not an .h5ad/.h5mu (HDF5) file"
+    for option, path in _inputs(args).items():
+        if not path.is_file():
+            return f"{option} {path} does not exist or is not a file; check the path."
+        try:
+            (h5mu_kind if option == "--data" else h5ad_kind)(path, label=f"{option} {path}")
+        except InvalidFileError as err:
+            return str(err)
     output = getattr(args, "output", None)
-    if output is not None and (Path(output).is_dir() or not Path(output).parent.is_dir()):
+    if output is not None and (output.is_dir() or not output.parent.is_dir()):
         return f"--output {output} must be a file path in an existing folder"
+    if output is not None:
+        try:
+            check_prediction_target(output, _inputs(args))
+        except (OutputIsInputError, ValueError, FileNotFoundError) as err:
+            return str(err).replace("The prediction path", "--output", 1)
     if getattr(args, "epochs", None) is not None and args.epochs < 1:
         return f"--epochs must be at least 1, got {args.epochs}"
     if getattr(args, "top_k", None) is not None and not 1 <= args.top_k <= 1000:

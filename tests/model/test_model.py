@@ -109,12 +109,17 @@ def test_tampered_weights_refused(fitted, tmp_path):
 
 
 def test_corrupted_config_refused(fitted, tmp_path):
+    from scmatch.model._manifest import write_manifest
+
     fitted.save(tmp_path / "m")
     (tmp_path / "m" / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"config\.json in .* is 9 bytes but the manifest records"):
+        MatchModel.load(tmp_path / "m")
+    write_manifest(tmp_path / "m", ["config.json", "model.pt"], version="test")  # the checksums now match
     with pytest.raises(ValueError, match="corrupted"):
         MatchModel.load(tmp_path / "m")
-    config = {"format_version": 1}
-    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    (tmp_path / "m" / "config.json").write_text(json.dumps({"format_version": 2}))
+    write_manifest(tmp_path / "m", ["config.json", "model.pt"], version="test")
     with pytest.raises(ValueError, match="lacks required fields"):
         MatchModel.load(tmp_path / "m")
 

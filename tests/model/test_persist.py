@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from scmatch.model import MatchModel, _persist
+from scmatch._errors import InvalidFileError
+from scmatch.model import MatchModel, _manifest, _persist
 
 TINY = {"epochs": 2, "n_tokens": 2, "d_model": 16, "d_embed": 16, "progress_bar": False, "device": "cpu"}
 
@@ -79,7 +80,7 @@ def test_overwrite_replaces_the_model(two_models, toy_pairs, tmp_path):
     old, new = two_models
     old.save(tmp_path / "m")
     new.save(tmp_path / "m", overwrite=True)
-    assert sorted(_listing(tmp_path)) == ["m", "m/config.json", "m/model.pt"]
+    assert sorted(_listing(tmp_path)) == ["m", "m/config.json", "m/manifest.json", "m/model.pt"]
     assert _same_predictions(MatchModel.load(tmp_path / "m", device="cpu"), new, toy_pairs)
 
 
@@ -88,7 +89,7 @@ def test_save_into_new_parents_and_an_empty_folder(two_models, tmp_path):
     (tmp_path / "empty").mkdir()
     two_models[0].save(tmp_path / "empty")
     for folder in (tmp_path / "a" / "b" / "m", tmp_path / "empty"):
-        assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.pt"]
+        assert sorted(p.name for p in folder.iterdir()) == ["config.json", "manifest.json", "model.pt"]
 
 
 @pytest.mark.parametrize("overwrite", [False, True])
@@ -97,7 +98,9 @@ def test_folder_with_other_files_is_refused_and_untouched(two_models, tmp_path, 
     (tmp_path / "results" / "notes.txt").write_text("mine")
     before = _listing(tmp_path)
     with pytest.raises(
-        ValueError, match=r"holds files other than a saved scmatch model \(e\.g\. \['notes\.txt'\]\); choose"
+        ValueError,
+        match=r"holds files other than a saved scmatch model \(it has no manifest\.json with scmatch's "
+        r"marker; found \['notes\.txt'\]\); choose",
     ):
         two_models[0].save(tmp_path / "results", overwrite=overwrite)
     assert _listing(tmp_path) == before
@@ -133,6 +136,7 @@ def _save(model, path, **kwargs):
             "history": model.history_,
             "feature_names": list(model.feature_names_),
         },
+        version="test",
         **kwargs,
     )
 
@@ -146,23 +150,27 @@ def _extra_writer(folder):
 def test_extra_files_are_checksummed_and_verified(two_models, toy_pairs, tmp_path):
     folder = tmp_path / "m"
     _save(two_models[0], folder, extra_files=_extra_writer)
-    config = json.loads((folder / "config.json").read_text())
-    assert config["files_sha256"] == {
-        name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in ("extra.json", "extra.npz")
-    }
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["format"] == "scmatch.model" and manifest["format_version"] == 2
+    assert sorted(manifest["files"]) == ["config.json", "extra.json", "extra.npz", "model.pt"]
+    for name, entry in manifest["files"].items():
+        data = (folder / name).read_bytes()
+        assert entry == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     params, _, extra = _persist.load_model(folder)
-    assert extra["files_sha256"] == config["files_sha256"] and params == two_models[0].get_params()
-    assert _same_predictions(MatchModel.load(folder, device="cpu"), two_models[0], toy_pairs)
+    assert extra["files"] == ["extra.json", "extra.npz"] and params == two_models[0].get_params()
     # the listed files belong to the model: overwriting it is allowed and replaces them
     _save(two_models[1], folder, overwrite=True)
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.pt"]
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "manifest.json", "model.pt"]
     _save(two_models[0], folder, overwrite=True, extra_files=_extra_writer)
     (folder / "extra.json").write_text('{"recipe": "atac"}')
-    with pytest.raises(ValueError, match=r"extra\.json in .* does not match the checksum in config\.json"):
+    with pytest.raises(InvalidFileError, match=r"extra\.json in .* is 18 bytes but the manifest records 17"):
+        MatchModel.load(folder)
+    (folder / "extra.json").write_text('{"recipe": "dna"}')
+    with pytest.raises(InvalidFileError, match=r"extra\.json in .* does not match the checksum in manifest\.json"):
         MatchModel.load(folder)
     _save(two_models[0], folder, overwrite=True, extra_files=_extra_writer)
     (folder / "extra.npz").unlink()
-    with pytest.raises(ValueError, match=r"extra\.npz in .* is missing"):
+    with pytest.raises(InvalidFileError, match=r"extra\.npz is missing from the model folder"):
         MatchModel.load(folder)
 
 
@@ -195,13 +203,20 @@ def test_extra_files_must_name_what_they_write(two_models, tmp_path, writer, mes
     assert _listing(tmp_path) == {}
 
 
-def test_checksums_of_extra_files_with_bad_names_are_refused(two_models, tmp_path):
+def _rewrite_manifest(folder, edit):
+    """Edit manifest.json and give it a matching checksum, as a deliberate tamperer would."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    edit(manifest)
+    fields = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    manifest["manifest_sha256"] = _manifest._canonical_sha256(fields)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_listed_files_with_bad_names_are_refused(two_models, tmp_path):
     folder = tmp_path / "m"
     _save(two_models[0], folder)
-    config = json.loads((folder / "config.json").read_text())
-    config["files_sha256"] = {"../../etc/passwd": "0" * 64}
-    (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match=r"has invalid fields \['files_sha256'\]"):
+    _rewrite_manifest(folder, lambda m: m["files"].update({"../../etc/passwd": {"size": 1, "sha256": "0" * 64}}))
+    with pytest.raises(InvalidFileError, match=r"manifest\.json in .* has an invalid list of files"):
         MatchModel.load(folder)
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from .cases import CASES, Case, message_for_docs, run_case
+from .cases import Case, message_for_docs, run_case
+from .disk_cases import ALL_CASES as CASES
 
 ROOT = Path(__file__).resolve().parents[2]
 #: messages of the cases run in this session, reused by the docs check

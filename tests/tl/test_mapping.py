@@ -116,6 +116,7 @@ def test_raw_counts_in_a_fresh_process_give_identical_probabilities(cite, traine
     model.save(tmp_path / "model")
     assert {p.name for p in (tmp_path / "model").iterdir()} == {
         "config.json",
+        "manifest.json",
         "model.pt",
         "preprocessing.json",
         "preprocessing.npz",
@@ -161,8 +162,8 @@ def test_save_bundles_preprocessing_for_a_model_fitted_on_arrays(cite, trained, 
     model.save(tmp_path / "m", preprocessing=(reference["rna"], reference["adt"]))
     loaded = MatchModel.load(tmp_path / "m")
     assert loaded.fingerprints_ == tuple(reference[m].uns["scmatch_recipe"]["fingerprint"] for m in ("rna", "adt"))
-    config = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert set(config["files_sha256"]) == {"preprocessing.json", "preprocessing.npz"}
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"config.json", "model.pt", "preprocessing.json", "preprocessing.npz"}
     query = _donor(cite, "s1d2")[:60].copy()
     scm.pp.recipe_rna(query, mod="rna", reference=loaded)  # the explicit path: project with the loaded model
     direct = _donor(cite, "s1d2")[:60].copy()
@@ -179,7 +180,7 @@ def test_tampered_preprocessing_file_is_refused(trained, tmp_path):
     arrays["mod1_loadings"] = arrays["mod1_loadings"] * 1.01
     with open(path, "wb") as fh:
         np.savez_compressed(fh, **arrays)
-    with pytest.raises(ValueError, match=r"preprocessing.npz.*(checksum|changed)"):
+    with pytest.raises(ValueError, match=r"preprocessing.npz.*(checksum|changed|replaced)"):
         MatchModel.load(tmp_path / "m")
 
 

@@ -97,7 +97,7 @@ def read_match_modality(
         },
         test_sol,
     )
-    data = {role: _read_h5ad(file) for role, file in files.items()}
+    data = {role: _read_h5ad(file, label=f"The {role} file {file}") for role, file in files.items()}
     dataset_id = _dataset_id(data)
     mod1_parts, mod2_parts = [], []
     truth_test = None

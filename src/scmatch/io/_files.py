@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import anndata as ad
+
+from ._h5 import read_h5ad_checked
 
 TRAIN_ROLES = ("train_mod1", "train_mod2", "train_sol")
 TEST_ROLES = ("test_mod1", "test_mod2")
@@ -74,8 +75,9 @@ def _resolve_files(path: PathLike | None, explicit: dict[str, PathLike | None], 
     return files
 
 
-def _read_h5ad(file: Path) -> ad.AnnData:
-    """Read an .h5ad, silencing anndata's notice that the challenge files use an older on-disk format."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=ad.OldFormatWarning)
-        return ad.read_h5ad(file)
+def _read_h5ad(file: Path, *, label: str | None = None) -> ad.AnnData:
+    """Read an .h5ad after checking that it is one and that it is not damaged (:mod:`scmatch.io._h5`).
+
+    Any failure is an :class:`~scmatch._errors.InvalidFileError` naming the file (or ``label``) and the fix.
+    """
+    return read_h5ad_checked(file, label=label)

@@ -7,13 +7,17 @@ import functools
 import numbers
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from .._errors import InvalidFileError
+from .._paths import check_output
 from .._utils import _check_finite, _device, _rng, logger
+from ._checks import check_joint, check_weights
 from ._coreset import CORESETS
 from ._ensemble import EnsembleMatcher, combine_temperatures, member_split
 from ._joint import fit_shared_projection, from_json, shared_projection, to_json
@@ -636,23 +640,33 @@ class MatchModel:
     def save(self, path: str, *, overwrite: bool = False, preprocessing: Sequence | None = None) -> None:
         """Save the model into folder ``path``, all at once: a failed or interrupted save leaves ``path`` as it was.
 
-        Files: ``config.json`` (settings, calibration, history, fingerprints and checksums of the other files),
-        ``model.pt`` (the ``state_dict``) and, when the model carries its reference's preprocessing,
-        ``preprocessing.json`` and ``preprocessing.npz`` (plain arrays, read back with ``allow_pickle=False``).
+        Files: ``config.json`` (settings, calibration, history, fingerprints), ``model.pt`` (the ``state_dict``)
+        and, when the model carries its reference's preprocessing, ``preprocessing.json`` and
+        ``preprocessing.npz`` (plain arrays, read back with ``allow_pickle=False``); and ``manifest.json``, with
+        scmatch's format marker and version, the scmatch version, and the size and sha256 of every other file.
         A loaded model with preprocessing can match a new experiment's raw counts:
         ``scm.tl.match_modalities(query, model=loaded)``.
 
         Parameters
         ----------
         path
-            The model folder: new, empty, or (with ``overwrite=True``) holding a saved model.
+            The model folder: new, empty, or (with ``overwrite=True``) holding a model saved with a manifest.
         overwrite
-            Replace a model saved at ``path``.
+            Replace a model saved at ``path``. A folder without scmatch's manifest (another tool's, one of yours,
+            or a model saved by an scmatch before manifests) is never replaced; the error lists what it holds.
         preprocessing
             The reference's preprocessing to bundle: a pair ``(mod1 AnnData, mod2 AnnData)`` processed by the
             scmatch.pp recipes, e.g. ``(ref["rna"], ref["adt"])``; either may be None. Default: what the model
             carries already (set by :func:`scmatch.tl.match_modalities` when it trains on recipe outputs).
+
+        Raises
+        ------
+        ValueError
+            ``path`` is a file, a folder that is not (only) a saved model, a saved model and ``overwrite=False``, or
+            holds a file ``preprocessing`` is backed by. Nothing is written then.
         """
+        from .. import __version__
+
         module = self._check_fitted()
         n_features = (int(module.shift1.shape[0]), int(module.shift2.shape[0]))
         states, fingerprints = self.preprocessing_, self.fingerprints_
@@ -662,6 +676,10 @@ class MatchModel:
                 state.fingerprint if state is not None else known
                 for state, known in zip(states, fingerprints, strict=True)
             )
+            backed = {
+                f"`preprocessing[{i}]` (backed)": getattr(a, "filename", None) for i, a in enumerate(preprocessing)
+            }
+            check_output(path, backed, what="The model folder", folder=True)
         save_model(
             path,
             params=self.get_params(),
@@ -674,41 +692,54 @@ class MatchModel:
                 "fingerprints": list(fingerprints),
                 "joint": to_json(self.joint_),
             },
+            version=__version__,
             overwrite=overwrite,
             extra_files=writer(states),
         )
 
     @classmethod
     def load(cls, path: str, *, device: str = "auto") -> MatchModel:
-        """Load a model written by :meth:`save` (weights read with ``weights_only=True``)."""
-        params, state, extra = load_model(path)
-        params = {**params, "device": device}
+        """Load a model written by :meth:`save`, checking every file before anything is built.
+
+        The manifest's checksums (of every file, ``config.json`` included), bounds on every number of
+        ``config.json``, the weights' shapes (read first, with ``torch.load(weights_only=True)``) against the
+        settings, and the preprocessing files against the model (modalities, shapes, dtypes, fingerprints). A
+        folder saved before manifests loads too, with its checksums of the weights and files verified and a
+        logged note.
+
+        Raises
+        ------
+        InvalidFileError
+            (a ValueError) Naming the file and what is wrong with it: damaged, edited, or not a saved model.
+        """
+        folder = Path(path)
+        params, state, extra = load_model(folder)
         try:
-            model = cls(**params)
+            model = cls(**{**params, "device": device})
         except (TypeError, ValueError) as err:
-            raise ValueError(
+            raise InvalidFileError(
                 f"The settings in {str(path)!r}/config.json are not valid for this version of scmatch ({err}); "
-                "save the model again."
+                "save the model again.",
+                path=folder / "config.json",
             ) from err
         n1, n2 = extra["n_features"]
-        module = CrossAttentionMatcher(n1, n2, **model.architecture)
-        if model.n_models > 1:
-            members = [CrossAttentionMatcher(n1, n2, **model.architecture) for _ in range(model.n_models)]
-            module = EnsembleMatcher(members)
-        try:
-            module.load_state_dict(state)
-        except RuntimeError as err:
-            raise ValueError(
-                f"The weights in {str(path)!r} do not fit the saved configuration (the files were changed after "
-                f"saving; save the model again): {err}"
-            ) from err
+        check_weights(
+            state, architecture=model.architecture, n_models=model.n_models, n_features=(n1, n2), folder=folder
+        )
+        check_joint(extra.get("joint"), width=model.n_models * model.architecture["d_embed"], folder=folder)
+        fingerprints = tuple(extra.get("fingerprints") or (None, None))
+        preprocessing = read_states(folder, extra["files"], n_features=(n1, n2), fingerprints=fingerprints)
+        # everything is checked: only now are the networks built
+        members = [CrossAttentionMatcher(n1, n2, **model.architecture) for _ in range(model.n_models)]
+        module = EnsembleMatcher(members) if model.n_models > 1 else members[0]
+        module.load_state_dict(state)
         model.module_ = module.to(_device(device)).eval()
         model.temperature_ = extra["temperature"]
         model.history_ = extra["history"]
         model.feature_names_ = tuple(extra["feature_names"])
-        model.fingerprints_ = tuple(extra.get("fingerprints") or (None, None))
+        model.fingerprints_ = fingerprints
         model.joint_ = from_json(extra.get("joint"))
-        model.preprocessing_ = read_states(path, extra.get("files_sha256") or {})
+        model.preprocessing_ = preprocessing
         return model
 
 

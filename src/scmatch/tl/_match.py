@@ -19,7 +19,14 @@ from ..model._matching import MATCHINGS
 from ..model._model import MIN_REFERENCE_PAIRS, _batch_groups
 from ..pp._project import recorded_fingerprint
 from ._confidence import match_confidence
-from ._spaces import PendingProjection, check_same_space, plan_projection, reference_state, write_pending
+from ._spaces import (
+    PendingProjection,
+    check_same_space,
+    plan_projection,
+    reference_state,
+    verify_reference,
+    write_pending,
+)
 
 #: the ``.obsm`` representation used for a modality when ``rep1``/``rep2`` is not given
 DEFAULT_REPS = {"rna": "X_pca", "atac": "X_lsi", "adt": "X_pca", "prot": "X_pca", "protein": "X_pca"}
@@ -286,11 +293,24 @@ def _align(X: Any, names: list[str] | None, target: list[str] | None, n_target: 
 
 
 def _flag(adata: AnnData, column: str, mod: str) -> np.ndarray:
+    """The reference flags of ``.obs[column]``: numpy booleans, or pandas' nullable "boolean" without missing values."""
     if column not in adata.obs:
         raise ValueError(f"`reference={column!r}` is not a column of mdata[{mod!r}].obs; add a boolean column.")
     values = adata.obs[column]
+    if isinstance(values.dtype, pd.BooleanDtype):
+        missing = values.isna()
+        if missing.any():
+            raise ValueError(
+                f"mdata[{mod!r}].obs[{column!r}] has {int(missing.sum())} missing values (<NA>, e.g. cells "
+                f"{list(values.index[missing][:3])}): every cell must be marked True (reference) or False (query). "
+                f"Fill them first, e.g. `obs = mdata[{mod!r}].obs; obs[{column!r}] = obs[{column!r}].fillna(False)`."
+            )
+        return values.to_numpy(dtype=bool)
     if values.dtype != bool:
-        raise TypeError(f"mdata[{mod!r}].obs[{column!r}] must be boolean (True = reference), got {values.dtype}.")
+        raise TypeError(
+            f"mdata[{mod!r}].obs[{column!r}] must be boolean (True = reference), got {values.dtype}; store bool "
+            "values (or pandas' 'boolean' without missing values)."
+        )
     return values.to_numpy()
 
 
@@ -355,6 +375,7 @@ def _plan(mdata, *, mod1, mod2, rep1, rep2, reference, batch_key, model) -> _Pla
         R1, ref_names1 = _checked_rep(ref_ad1, key1, f"reference[{mod1!r}]")
         R2, ref_names2 = _checked_rep(ref_ad2, key2, f"reference[{mod2!r}]")
         for mod, key, ref_ad in ((mod1, key1, ref_ad1), (mod2, key2, ref_ad2)):
+            verify_reference(ref_ad, key, mod=mod)
             if mod not in projected:
                 expected = recorded_fingerprint(ref_ad, key)
                 check_same_space(mdata[mod], key, expected, mod=mod, against="the reference", source="reference")

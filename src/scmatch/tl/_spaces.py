@@ -16,7 +16,7 @@ from anndata import AnnData
 
 from .._utils import _check_counts, _check_finite, _get_matrix, logger
 from ..pp._map import write_projection
-from ..pp._project import Projection, RecipeState, recorded_fingerprint
+from ..pp._project import RECIPE_KEY, Projection, RecipeState, recorded_fingerprint
 from ..pp._utils import _check_nonnegative
 
 
@@ -61,6 +61,30 @@ def check_same_space(query: AnnData, key: str, expected: str | None, *, mod: str
             "unrelated to the reference's and any match would be meaningless. Project the query's counts into the "
             f"reference's space instead: {_fix(record.get('recipe'), mod, source)}."
         )
+
+
+def verify_reference(adata: AnnData, key: str, *, mod: str) -> None:
+    """Refuse a reference whose recipe state no longer matches its data, as ``recipe_*(..., reference=...)`` does.
+
+    Comparing recorded fingerprints is not enough: a reference changed after its recipe ran (genes subset, PCA
+    rerun, loadings edited) still carries the old fingerprint, which a query projected from it before the change
+    matches. The reference's stored state is rebuilt from its data and checked against the fingerprint
+    (:meth:`scmatch.pp._project.RecipeState.from_adata`). A representation of the user's own (no recipe record),
+    a reference that was itself projected, or one that stores no state (an older scmatch) has nothing to check.
+    """
+    record = adata.uns.get(RECIPE_KEY)
+    if recorded_fingerprint(adata, key) is None or not isinstance(record, dict):
+        return
+    if "projected" in record or "state" not in record:
+        return
+    recipe = str(record.get("recipe"))
+    try:
+        RecipeState.from_adata(adata, recipe=recipe, what=f"the reference's modality {mod!r}")
+    except ValueError as err:
+        raise ValueError(
+            f"{err} Then project the query onto it again: {_fix(recipe, mod, 'reference')}; a query projected "
+            "before the change lives in the old space."
+        ) from err
 
 
 def plan_projection(adata: AnnData, state: RecipeState, *, mod: str) -> PendingProjection:
