@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import scmatch as scm
@@ -214,6 +214,8 @@ def _original(config: Path, key: tuple) -> object:
     sign=st.booleans(),
     legacy=st.booleans(),
 )
+# found by this test: a legacy config's n_models set to None (the constructor's "default") was accepted
+@example(key=("params", "n_models"), value=None, sign=False, legacy=True)
 def test_edited_structure_is_refused(templates, key, value, sign, legacy):
     source = templates["legacy" if legacy else "model"]
     if value == _original(source / "config.json", key) and type(value) is int:

@@ -48,6 +48,8 @@ FLOAT_BOUNDS = {
     "temperature": 1e8,
     "hist_temperature": 1e8,
 }
+#: the network's sizes: a fitted model records each as an integer (``n_models=None`` is resolved at construction)
+STRUCTURAL = ("n_tokens", "d_model", "d_embed", "n_heads", "n_layers", "n_models")
 #: most features of one modality's input
 MAX_FEATURES = 10**6
 #: temperatures of a fitted model lie in this range (the calibration grid is far inside it)
@@ -80,6 +82,8 @@ def check_params(params: Any, folder: Path) -> None:
             raise _refuse(folder, f"holds a nested value for setting {name!r}")
         if _is_number(value) and not math.isfinite(value):
             raise _refuse(folder, f"holds a non-finite number for setting {name!r} ({value!r})")
+        if name in STRUCTURAL and not _is_int(value):
+            raise _refuse(folder, f"sets the network size {name!r} to {value!r}, not an integer")
         bound = INT_BOUNDS.get(name, FLOAT_BOUNDS.get(name))
         if bound is not None and _is_number(value) and not value <= bound:
             raise _refuse(folder, f"sets {name!r} to {value}, above the largest a model may have ({bound})")

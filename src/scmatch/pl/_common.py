@@ -38,22 +38,9 @@ class MatchView:
 
 def match_view(mdata: MuData, key: str) -> MatchView:
     """Check that ``mdata`` holds the match ``key`` and return its query block."""
-    from ..tl import query_block
+    from ..tl._evaluate import checked_match
 
-    if not isinstance(mdata, MuData):
-        raise TypeError(f"Expected the MuData on which scmatch.tl.match_modalities ran, got {type(mdata).__name__}.")
-    if key not in mdata.uns or "probabilities_key" not in mdata.uns[key]:
-        raise ValueError(
-            f"`mdata.uns[{key!r}]` holds no match: run scmatch.tl.match_modalities(mdata, ..., key_added={key!r}) "
-            "first, or pass the `key_added` you used as `key=`."
-        )
-    info = mdata.uns[key]
-    if info["probabilities_key"] not in mdata.obsp:
-        raise ValueError(
-            f"`mdata.obsp[{info['probabilities_key']!r}]` is missing although `mdata.uns[{key!r}]` exists; "
-            "rerun scmatch.tl.match_modalities."
-        )
-    P, rows, cols = query_block(mdata, key=key)
+    info, P, rows, cols = checked_match(mdata, key=key)
     params = info["params"]
     return MatchView(
         mod1=params["mod1"],

@@ -9,6 +9,28 @@ from mudata import MuData
 from ..metrics import evaluate
 
 
+def checked_match(mdata: MuData, *, key: str = "match") -> tuple[dict, sp.csr_matrix, np.ndarray, np.ndarray]:
+    """Check that ``mdata`` holds the match ``key``; return its ``uns`` record and :func:`query_block`.
+
+    Raises a TypeError for anything but a MuData and a ValueError naming the fix when the match or its
+    probabilities are missing.
+    """
+    if not isinstance(mdata, MuData):
+        raise TypeError(f"Expected the MuData on which scmatch.tl.match_modalities ran, got {type(mdata).__name__}.")
+    if key not in mdata.uns or "probabilities_key" not in mdata.uns[key]:
+        raise ValueError(
+            f"No match `mdata.uns[{key!r}]`: run scmatch.tl.match_modalities(mdata, ..., key_added={key!r}) first, "
+            "or pass the `key_added` you used as `key=`."
+        )
+    info = mdata.uns[key]
+    if info["probabilities_key"] not in mdata.obsp:
+        raise ValueError(
+            f"`mdata.obsp[{info['probabilities_key']!r}]` is missing although `mdata.uns[{key!r}]` exists; "
+            "rerun scmatch.tl.match_modalities."
+        )
+    return (info, *query_block(mdata, key=key))
+
+
 def query_block(mdata: MuData, *, key: str = "match") -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
     """The filled block of ``mdata.obsp[f"{key}_probabilities"]``.
 

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from mudata import MuData
 
 from .._utils import _check_finite, _get_matrix
-from ._evaluate import query_block
+from ._evaluate import checked_match
 from ._vote import choose_feature_temperature, choose_temperature, label_masses, normalise_rows, soften
 
 #: the label of target cells whose top label's confidence is below ``min_confidence``
@@ -37,29 +37,16 @@ def _match_weights(mdata: MuData, *, key: str, source: str, target: str) -> _Wei
     Rows are mod1 cells and columns mod2 cells in ``obsp``: a target of ``mod2`` reads the columns of ``P``, each
     normalised to sum to one (a Sinkhorn plan's columns nearly do already; a softmax's need it).
     """
-    if not isinstance(mdata, MuData):
-        raise TypeError(f"Expected the MuData on which scmatch.tl.match_modalities ran, got {type(mdata).__name__}.")
     if source == target:
         raise ValueError(
             f"`source` and `target` are both {source!r}: transfer goes from one modality to the other; pass the "
             "annotated modality as `source=` and the one to annotate as `target=`."
         )
-    if key not in mdata.uns or "probabilities_key" not in mdata.uns[key]:
-        raise ValueError(
-            f"No match `mdata.uns[{key!r}]`: run scmatch.tl.match_modalities(mdata, ..., key_added={key!r}) first, "
-            "or pass the `key_added` you used as `key=`."
-        )
-    info = mdata.uns[key]
-    if info["probabilities_key"] not in mdata.obsp:
-        raise ValueError(
-            f"`mdata.obsp[{info['probabilities_key']!r}]` is missing although `mdata.uns[{key!r}]` exists; "
-            "rerun scmatch.tl.match_modalities."
-        )
+    info, P, rows, cols = checked_match(mdata, key=key)
     mods = (info["params"]["mod1"], info["params"]["mod2"])
     for name, mod in (("source", source), ("target", target)):
         if mod not in mods:
             raise ValueError(f"`{name}={mod!r}` is not a modality of the match {key!r}, which matched {list(mods)}.")
-    P, rows, cols = query_block(mdata, key=key)
     if target == mods[0]:  # target cells are the rows
         W, target_pos, source_pos = P, rows, cols
     else:
