@@ -13,10 +13,12 @@ from mudata import MuData
 
 from .._keys import Key
 from .._utils import _check_finite, _get_matrix, logger
-from ..model import MatchModel
+from ..model import MatchModel, Refinement
 from ..model._joint import shared_projection
 from ..model._matching import MATCHINGS
-from ..model._model import MIN_REFERENCE_PAIRS, _batch_groups
+from ..model._model import MIN_REFERENCE_PAIRS, MIN_TRAINING_PAIRS, _batch_groups
+from ..model._refine import as_refinement
+from ..model._refine import refine as refine_model
 from ..pp._project import recorded_fingerprint
 from ._confidence import match_confidence
 from ._spaces import (
@@ -64,6 +66,7 @@ def match_modalities(
     matching: str = "sinkhorn",
     top_k: int = 100,
     model: MatchModel | None = None,
+    refine: bool | Refinement = False,
     random_state: int | None = 0,
     key_added: str = "match",
     copy: bool = False,
@@ -108,8 +111,15 @@ def match_modalities(
         (``model.preprocessing_``), which :meth:`~scmatch.model.MatchModel.save` bundles. A fitted model with
         preprocessing matches raw counts: a modality without ``.obsm[rep]`` is projected from its counts
         (``.layers['counts']`` if present, else ``.X``) as ``recipe_*(mdata, reference=model)`` would.
+    refine
+        Fine-tune a copy of the model once the query is known and match with it (see
+        :mod:`scmatch.model._refine`): ``True`` for the default :class:`~scmatch.model.Refinement` (a low learning
+        rate phase on the reference pairs), or a :class:`~scmatch.model.Refinement` (e.g. with query pseudo-pairs).
+        Needs the reference pairs, also with a fitted model. The ``model`` given keeps its reference weights; the
+        embeddings and probabilities written come from the refined copy, and ``uns[key_added]["refinement"]``
+        records what it did. Measured in benchmarks/README.md, Refinement.
     random_state
-        Seed of training.
+        Seed of training (and of the refinement).
     key_added
         Prefix of the written keys.
     copy
@@ -158,10 +168,16 @@ def match_modalities(
     (600, 600)
     """
     _check_settings(model, matching, top_k)
+    refinement = as_refinement(refine)
     model = MatchModel() if model is None else model
     plan = _plan(
         mdata, mod1=mod1, mod2=mod2, rep1=rep1, rep2=rep2, reference=reference, batch_key=batch_key, model=model
     )
+    if refinement is not None and plan.n_ref < MIN_TRAINING_PAIRS:
+        raise ValueError(
+            f"`refine` fine-tunes on the reference pairs, and there are {plan.n_ref} (at least "
+            f"{MIN_TRAINING_PAIRS} are needed). Pass the model's reference as `reference=`, or `refine=False`."
+        )
     if model.module_ is None:
         model.fit(
             plan.ref1, plan.ref2, feature_names1=plan.names1, feature_names2=plan.names2, random_state=random_state
@@ -177,22 +193,36 @@ def match_modalities(
         logger.info("using the fitted model as given; no training")
     qmask1, qmask2 = _query_masks(mdata, mod1, mod2, reference)
     solver: dict = {}
-    P_query = model.predict_proba(
-        plan.query1,
-        plan.query2,
-        batch1=plan.batch1,
-        batch2=plan.batch2,
-        matching=matching,
-        top_k=top_k,
-        feature_names1=plan.names1,
-        feature_names2=plan.names2,
-        info=solver,
-    )
-    emb1 = model.transform(plan.full1, modality=1, feature_names=plan.names1)
-    emb2 = model.transform(plan.full2, modality=2, feature_names=plan.names2)
+    predict = {
+        "batch1": plan.batch1,
+        "batch2": plan.batch2,
+        "matching": matching,
+        "top_k": top_k,
+        "feature_names1": plan.names1,
+        "feature_names2": plan.names2,
+        "info": solver,
+    }
+    refinement_info = None
+    if refinement is None:
+        P_query = model.predict_proba(plan.query1, plan.query2, **predict)
+        matcher = model
+    else:
+        matcher, P_query, refinement_info = refine_model(
+            model,
+            (plan.ref1, plan.ref2),
+            (plan.query1, plan.query2),
+            settings=refinement,
+            predict=predict,
+            random_state=random_state,
+        )
+    emb1 = matcher.transform(plan.full1, modality=1, feature_names=plan.names1)
+    emb2 = matcher.transform(plan.full2, modality=2, feature_names=plan.names2)
     joint = None
-    if model.joint_ is not None:  # the shared projection for joint plots (scmatch.model._joint)
-        joint = (shared_projection(emb1, model.joint_, modality=1), shared_projection(emb2, model.joint_, modality=2))
+    if matcher.joint_ is not None:  # the shared projection for joint plots (scmatch.model._joint)
+        joint = (
+            shared_projection(emb1, matcher.joint_, modality=1),
+            shared_projection(emb2, matcher.joint_, modality=2),
+        )
 
     conf1, conf2 = match_confidence(P_query)
     # all checks and computations are done: only now write
@@ -238,6 +268,7 @@ def match_modalities(
         "temperature": dict(model.temperature_),
         "matching_solver": solver,
         "history": {k: np.asarray(v) for k, v in model.history_.items()},
+        **({"refinement": refinement_info} if refinement_info is not None else {}),
     }
     return target if copy else None
 
