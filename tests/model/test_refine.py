@@ -72,8 +72,8 @@ def test_refine_copies_and_is_deterministic(fitted):
     before = copy.deepcopy(model.module_.state_dict())
     settings = Refinement(steps=60, pseudo_pairs=True)
     refined, P, info = refine(model, ref, query, settings=settings, predict={"top_k": 50}, random_state=1)
-    again, P_again, _ = refine(model, ref, query, settings=settings, predict={"top_k": 50}, random_state=1)
-    other, P_other, _ = refine(model, ref, query, settings=settings, predict={"top_k": 50}, random_state=2)
+    _, P_again, _ = refine(model, ref, query, settings=settings, predict={"top_k": 50}, random_state=1)
+    _, P_other, _ = refine(model, ref, query, settings=settings, predict={"top_k": 50}, random_state=2)
     # the model given keeps its reference weights
     for name, tensor in model.module_.state_dict().items():
         torch.testing.assert_close(tensor, before[name])
