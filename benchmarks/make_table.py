@@ -2,6 +2,7 @@
 
     python benchmarks/make_table.py                # every results subfolder
     python benchmarks/make_table.py matching       # only benchmarks/results/matching
+    python benchmarks/make_table.py --check        # exit 1 if a table differs from what the records give (tests)
 
 Each subfolder ``NAME`` of ``results/`` gets one table (mean ± sd over seeds per dataset x method) written between
 ``<!-- NAME-table:start -->`` and ``<!-- NAME-table:end -->`` in README.md; the rest of README.md is kept, and a
@@ -163,8 +164,9 @@ COLUMNS["atac"] = [
     ("fit_seconds", "fit s", ".1f", None),
 ]
 COLUMNS["atac_screen"] = COLUMNS["atac"]
-# result folders summarised in prose instead (their records are timings of one function, not dataset x method)
-NO_TABLE = {"sinkhorn"}
+# result folders summarised in prose instead (sinkhorn: timings of one function, not dataset x method; atac_memory:
+# one run, quoted in docs/atac.md and checked there by benchmarks/check_numbers.py)
+NO_TABLE = {"sinkhorn", "atac_memory"}
 # tables whose rows are method x a record field: the row shows "method/value" (e.g. scmatch/mapping)
 METHOD_SUFFIX = {"mapping": "preprocessing"}
 DASH_MISSING = {"peers", "speed", "transfer"}  # tables that show a dash, not nan, where a row's records lack a column
@@ -283,29 +285,50 @@ def table(name: str, records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(name: str, body: str, readme: Path = README) -> None:
+def with_table(text: str, name: str, body: str) -> str:
+    """``text`` with the table ``name`` replaced by ``body`` (a section with the markers appended when missing)."""
     start, end = f"<!-- {name}-table:start -->", f"<!-- {name}-table:end -->"
-    text = readme.read_text() if readme.exists() else INTRO
     if start in text and end in text:
         head, rest = text.split(start, 1)
-        text = head + start + "\n" + body + "\n" + end + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + f"\n\n## {name.replace('_', ' ').capitalize()}\n\n{start}\n{body}\n{end}\n"
-    readme.write_text(text)
+        return head + start + "\n" + body + "\n" + end + rest.split(end, 1)[1]
+    return text.rstrip("\n") + f"\n\n## {name.replace('_', ' ').capitalize()}\n\n{start}\n{body}\n{end}\n"
 
 
-def main(argv: list[str] | None = None) -> None:
-    names = (sys.argv[1:] if argv is None else argv) or sorted(
-        d.name for d in RESULTS.iterdir() if d.is_dir() and any(d.glob("*.json")) and d.name not in NO_TABLE
-    )
-    for name in names:
-        records = [json.loads(f.read_text()) for f in sorted((RESULTS / name).glob("*.json"))]
+def update_readme(name: str, body: str, readme: Path = README) -> None:
+    readme.write_text(with_table(readme.read_text() if readme.exists() else INTRO, name, body))
+
+
+def table_names(results: Path = RESULTS) -> list[str]:
+    """Every results folder with records that gets a table."""
+    return sorted(d.name for d in results.iterdir() if d.is_dir() and any(d.glob("*.json")) and d.name not in NO_TABLE)
+
+
+def load(name: str, results: Path = RESULTS) -> list[dict]:
+    return [json.loads(f.read_text()) for f in sorted((results / name).glob("*.json"))]
+
+
+def stale_tables(readme: Path = README, results: Path = RESULTS) -> list[str]:
+    """The tables of ``readme`` that differ from what the records give, or that the records have and it lacks."""
+    text = readme.read_text()
+    return [name for name in table_names(results) if with_table(text, name, table(name, load(name, results))) != text]
+
+
+def main(argv: list[str] | None = None) -> int:
+    names = sys.argv[1:] if argv is None else argv
+    if "--check" in names:
+        stale = stale_tables()
+        for name in stale:
+            print(f"{name}: the table in {README} differs from the records; run python benchmarks/make_table.py {name}")
+        return int(bool(stale))
+    for name in names or table_names():
+        records = load(name)
         if not records:
             print(f"no records in {RESULTS / name}")
             continue
         update_readme(name, table(name, records))
         print(f"{name}: {len(records)} records -> {README}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

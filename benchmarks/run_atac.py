@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE)]
-from _data import DATASETS, REPO, data_dir  # noqa: E402
+from _data import DATASETS, data_dir  # noqa: E402
+from _provenance import git_state as _git  # noqa: E402
 
 RESULTS = HERE / "results" / "atac"
 
@@ -105,13 +105,6 @@ def _match(X1: np.ndarray, X2: np.ndarray, labels, is_train, is_test, seed: int)
         "fit_seconds": t1 - t0,
         "match_seconds": t2 - t1,
     }
-
-
-def _git() -> dict:
-    def out(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True).stdout
-
-    return {"git_commit": out("rev-parse", "HEAD").strip(), "git_dirty": bool(out("status", "--porcelain", "src"))}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -32,19 +32,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE)]
 from _data import REPO, MatchingSplit, load_split  # noqa: E402
+from _provenance import git_state as _git  # noqa: E402
 
 RESULTS = HERE / "results" / "coreset"
 SERIES = {"craig": "CRAIG", "random": "random", "rs2": "random, re-drawn every epoch"}
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def _git() -> dict:
-    try:
-        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"], capture_output=True, text=True)
-        return {"git_commit": out.strip(), "git_dirty": bool(dirty.stdout.strip())}
-    except OSError:
-        return {"git_commit": None, "git_dirty": None}
 
 
 def run_one(cache: str, method: str, seed: int, out: str, settings: dict, command: str) -> dict:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE)]
 from _data import load_split  # noqa: E402
+from _provenance import git_state as git_info  # noqa: E402
 
 RESULTS = HERE / "results" / "label_coreset"
 FIGURE = HERE / "label_coreset.png"
@@ -55,18 +55,6 @@ DEFAULT_METHODS = [
     "wasserstein_0.05",
     "rs_0.05",
 ]
-
-
-def git_info() -> dict:
-    """Commit of the checkout the benchmark runs from, and whether it has uncommitted changes."""
-
-    def out(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(HERE), *args], capture_output=True, text=True, check=True).stdout
-
-    try:
-        return {"git_commit": out("rev-parse", "HEAD").strip(), "git_dirty": bool(out("status", "--porcelain").strip())}
-    except (OSError, subprocess.CalledProcessError):
-        return {"git_commit": None, "git_dirty": None}
 
 
 #: the 50k simulations: name -> (simulator settings, the 4 rare types' shares)

@@ -38,6 +38,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE)]
 from _data import DATASETS, PREPROCESSINGS, REPO, MatchingSplit, load_split  # noqa: E402
+from _provenance import git_state as _git  # noqa: E402
 from _rss import peak_since_reset_mb, reset_peak, status_mb  # noqa: E402
 
 RESULTS = HERE / "results" / "matching"
@@ -107,16 +108,6 @@ for _loss in ("winfonce", "wtriplet", "etriplet", "wcontrastive", "econtrastive"
         "model": {"loss": _loss, "progress_bar": False},
         "predict": {"matching": "sinkhorn", "top_k": 1000},
     }
-
-
-def _git() -> dict:
-    def out(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True).stdout
-
-    try:
-        return {"git_commit": out("rev-parse", "HEAD").strip(), "git_dirty": bool(out("status", "--porcelain").strip())}
-    except (OSError, subprocess.CalledProcessError):
-        return {"git_commit": None, "git_dirty": None}
 
 
 def _params(model) -> dict:

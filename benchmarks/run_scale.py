@@ -29,20 +29,12 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE)]
 from _data import REPO  # noqa: E402
+from _provenance import git_state as _git  # noqa: E402
 from _rss import StagePeaks, max_rss_mb  # noqa: E402
 
 RESULTS = HERE / "results" / "scale"
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 METHODS = ("scmatch", "scmatch_ann", "linear")
-
-
-def _git() -> dict:
-    try:
-        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"], capture_output=True, text=True)
-        return {"git_commit": out.strip(), "git_dirty": bool(dirty.stdout.strip())}
-    except OSError:
-        return {"git_commit": None, "git_dirty": None}
 
 
 def _prepare(n: int, seed: int, peaks: StagePeaks):

@@ -37,17 +37,11 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE)]
-from _data import REPO  # noqa: E402
+import _data  # noqa: E402, F401 (puts src/ on sys.path for a run without an install)
+from _provenance import git_state as _git  # noqa: E402
 
 RESULTS = HERE / "results" / "speed"
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def _git() -> dict:
-    def out(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True).stdout.strip()
-
-    return {"git_commit": out("rev-parse", "HEAD"), "git_dirty": bool(out("status", "--porcelain"))}
 
 
 def _timed(fn, *args, **kwargs):

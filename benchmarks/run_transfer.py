@@ -47,7 +47,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE)]
-from _data import REPO, data_dir  # noqa: E402
+from _data import data_dir  # noqa: E402
+from _provenance import git_state as _git  # noqa: E402
 
 RESULTS = HERE / "results" / "transfer"
 PEERS_PYTHON = Path("/work/peers-venv/bin/python")
@@ -61,16 +62,6 @@ DATASETS = {
     "multiome": ("bmmc_multiome_starter.h5mu", "atac", "atac", ["s1d1"], ["s1d2"]),
     "snare2_mop": ("snare2_mop_5232.h5mu", "atac", "atac", ["09A", "09B", "09C"], ["09D", "09E", "09F"]),
 }
-
-
-def _git() -> dict:
-    def out(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True).stdout
-
-    try:
-        return {"git_commit": out("rev-parse", "HEAD").strip(), "git_dirty": bool(out("status", "--porcelain").strip())}
-    except (OSError, subprocess.CalledProcessError):
-        return {"git_commit": None, "git_dirty": None}
 
 
 def prepare(name: str, seed: int):

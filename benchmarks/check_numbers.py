@@ -1,0 +1,286 @@
+"""Check the benchmark numbers quoted in the prose against the JSON records they come from.
+
+    python benchmarks/check_numbers.py           # every marked number: quoted, recorded, verdict; exit 1 on a mismatch
+    python benchmarks/check_numbers.py --eval "accuracy cite scmatch_ms_k3 match_score"   # what a marker would say
+
+A number quoted in README.md or docs/*.md (or anywhere in benchmarks/README.md) carries a marker right after it, an
+HTML comment that names its records; it is invisible once rendered:
+
+    the defaults score 0.107<!-- rec: accuracy cite scmatch_ms_k3 match_score --> on the CITE starter
+
+The marker holds one *term*, or an arithmetic expression over terms in square brackets:
+
+    <!-- rec: accuracy cite scmatch_ms_k3 fit_seconds -->
+    <!-- rec: [accuracy cite scmatch_ms_k3 match_score] / [peers cite moscot_fgw_ridge match_score] -->
+    <!-- rec: 100 * [peers totalvi maxfuse top1] -->
+    <!-- rec: min([accuracy cite|totalvi|snareseq scmatch_ms_k3 fit_seconds]) -->
+
+A term is ``FOLDER DATASET METHOD FIELD [STAT] [KEY=VALUE ...]``: the records in ``benchmarks/results/FOLDER/``
+with that ``dataset`` and ``method`` (and every ``KEY`` equal to ``VALUE``, e.g. ``seed=0``), records with an
+``error`` field left out; ``FIELD`` may reach into a nested record (``settings.epochs``). ``STAT`` summarises the
+records' values: ``mean`` (the default, what the tables show), ``sd`` (ddof=1, as the tables), ``min``, ``max``,
+``median`` or ``n`` (how many records). One word may list alternatives, ``cite|totalvi``: the term is then one
+value per alternative, arithmetic goes element by element, and ``min``/``max`` reduce. Operators: ``+ - * /``,
+parentheses, ``min(...)``, ``max(...)``, ``abs(...)`` and ``round(x, digits)``.
+
+The quoted number must equal the expression at the precision it is quoted with: ``0.107`` stands for anything in
+[0.1065, 0.1075], ``403`` for [402.5, 403.5]. A number quoted more loosely says so: ``about 1,600<!-- rec ±50:
+... -->`` accepts 1,550 to 1,650. Thousands separators and a ``%`` or ``x`` right after the number are allowed
+(``44%<!-- rec: 100 * [...] -->``, ``3.8x<!-- rec: ... -->``).
+
+Docstrings are reStructuredText, which has no inline comment, so the numbers they quote are listed in
+:data:`DOCSTRINGS` below: a phrase (whitespace-insensitive, the numbers as regex groups) that must occur somewhere in
+``src/scmatch`` and one expression per group.
+
+The tables of benchmarks/README.md are checked another way: ``python benchmarks/make_table.py --check`` regenerates
+them from the records and compares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import math
+import re
+import statistics
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+#: the prose checked for markers
+DOCUMENTS = ("README.md", "docs/*.md", "benchmarks/README.md")
+
+NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
+MARKER = re.compile(rf"(?P<number>{NUMBER})(?P<unit>%|x)?<!--\s*rec(?:\s*±\s*(?P<tol>[\d.,]+))?\s*:(?P<expr>.*?)-->")
+LOOSE_MARKER = re.compile(r"<!--\s*rec\b")
+TERM = re.compile(r"\[([^\]]+)\]")
+STATS = {
+    "mean": statistics.fmean,
+    "sd": lambda v: statistics.stdev(v) if len(v) > 1 else float("nan"),
+    "min": min,
+    "max": max,
+    "median": statistics.median,
+    "n": len,
+}
+FUNCTIONS = ("min", "max", "abs", "round")
+REAL = "cite|totalvi|multiome|snareseq"  # the real sets of the Accuracy table
+
+#: numbers quoted in docstrings: (phrase with one regex group per number, one expression per group)
+DOCSTRINGS: list[tuple[str, tuple[str, ...]]] = [
+    (
+        r"On the real sets the default scored (\d\.\d) to (\d\.\d)x ``\"nll\"``",
+        (
+            f"min([accuracy {REAL} scmatch_ms_k1 match_score] / [accuracy {REAL} scmatch_nll_k1 match_score])",
+            f"max([accuracy {REAL} scmatch_ms_k1 match_score] / [accuracy {REAL} scmatch_nll_k1 match_score])",
+        ),
+    ),
+]
+
+
+class NumberError(ValueError):
+    """A marker that cannot be resolved: unknown folder, no matching record, a field the records lack, bad syntax."""
+
+
+@cache
+def records(folder: str) -> tuple[dict, ...]:
+    """Every record of ``benchmarks/results/FOLDER`` (sorted by file name)."""
+    path = RESULTS / folder
+    if not path.is_dir():
+        raise NumberError(f"no results folder benchmarks/results/{folder}")
+    return tuple(json.loads(f.read_text()) for f in sorted(path.glob("*.json")))
+
+
+def _field(record: dict, name: str) -> object:
+    value: object = record
+    for part in name.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise KeyError(name)
+        value = value[part]
+    return value
+
+
+def term(text: str) -> float | np.ndarray:
+    """The value of one term ``FOLDER DATASET METHOD FIELD [STAT] [KEY=VALUE ...]`` (``a|b``: one value each)."""
+    words = text.split()
+    alternatives = [i for i, w in enumerate(words) if "|" in w]
+    if len(alternatives) > 1:
+        raise NumberError(f"[{text}]: alternatives (a|b) in one word of a term at most")
+    if alternatives:
+        i = alternatives[0]
+        return np.array([term(" ".join([*words[:i], alt, *words[i + 1 :]])) for alt in words[i].split("|")])
+    filters = dict(w.split("=", 1) for w in words if "=" in w)
+    words = [w for w in words if "=" not in w]
+    if len(words) not in (4, 5):
+        raise NumberError(f"[{text}]: a term is FOLDER DATASET METHOD FIELD [STAT] [KEY=VALUE ...]")
+    folder, dataset, method, field = words[:4]
+    stat = words[4] if len(words) == 5 else "mean"
+    if stat not in STATS:
+        raise NumberError(f"[{text}]: unknown statistic {stat!r}; one of {sorted(STATS)}")
+    chosen = [
+        r
+        for r in records(folder)
+        if "error" not in r
+        and r.get("dataset") == dataset
+        and r.get("method", r.get("variant")) == method
+        and all(str(r.get(k)) == v for k, v in filters.items())
+    ]
+    if not chosen:
+        raise NumberError(f"[{text}]: no record in benchmarks/results/{folder} matches")
+    if stat == "n":
+        return float(len(chosen))
+    try:
+        values = [float(_field(r, field)) for r in chosen]
+    except KeyError as err:
+        raise NumberError(f"[{text}]: a matching record has no field {err.args[0]!r}") from None
+    return float(STATS[stat](values))
+
+
+def evaluate(expr: str) -> float:
+    """The value of a marker's expression (one bare term, or terms in square brackets with arithmetic).
+
+    A term with alternatives (``[accuracy cite|totalvi scmatch_ms_k3 match_score]``) is a vector; arithmetic on
+    vectors is element by element, and ``min``/``max`` of one vector reduce it. The result must be one number.
+    """
+    value = _evaluate(expr.strip())
+    if np.ndim(value):
+        raise NumberError(f"{expr!r}: gives {len(value)} values; reduce them with min(...) or max(...)")
+    return float(value)
+
+
+def _evaluate(expr: str) -> float | np.ndarray:
+    if "[" not in expr:
+        return term(expr)
+    values: list[float | np.ndarray] = []
+
+    def _placeholder(match: re.Match) -> str:
+        values.append(term(match.group(1)))
+        return f"_t{len(values) - 1}"
+
+    try:
+        tree = ast.parse(TERM.sub(_placeholder, expr), mode="eval")
+    except SyntaxError as err:
+        raise NumberError(f"{expr!r}: not an arithmetic expression over [terms] ({err.msg})") from None
+
+    def _eval(node: ast.AST) -> float | np.ndarray:
+        if isinstance(node, ast.Expression):
+            return _eval(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+            return float(node.value)
+        if isinstance(node, ast.Name) and node.id.startswith("_t"):
+            return values[int(node.id[2:])]
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -_eval(node.operand)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):
+            left, right = _eval(node.left), _eval(node.right)
+            ops = {ast.Add: left + right, ast.Sub: left - right, ast.Mult: left * right}
+            return ops[type(node.op)] if type(node.op) in ops else left / right
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS:
+            args = [_eval(a) for a in node.args]
+            name = node.func.id
+            if name in ("min", "max"):
+                return float(getattr(np, name)(np.concatenate([np.ravel(a) for a in args])))
+            if name == "round":
+                return np.round(args[0], int(args[1]))
+            return np.abs(args[0])
+        raise NumberError(f"{expr!r}: only numbers, [terms], + - * /, min, max, abs and round are allowed")
+
+    return _eval(tree)
+
+
+@dataclass(frozen=True)
+class Quote:
+    """One quoted number and where it is."""
+
+    where: str  # file:line
+    quoted: str  # as written
+    expr: str
+    tolerance: float | None = None  # None: half a unit of the last quoted digit
+
+    @property
+    def value(self) -> float:
+        return float(self.quoted.replace(",", ""))
+
+    def bound(self) -> float:
+        if self.tolerance is not None:
+            return self.tolerance
+        decimals = len(self.quoted.split(".")[1]) if "." in self.quoted else 0
+        return 0.5 * 10.0**-decimals
+
+    def check(self) -> tuple[float, bool]:
+        """(the records' value, whether the quoted number rounds from it)."""
+        recorded = evaluate(self.expr)
+        return recorded, math.isfinite(recorded) and abs(recorded - self.value) <= self.bound() * (1 + 1e-9) + 1e-12
+
+
+def _line(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def document_quotes(paths: list[Path] | None = None) -> list[Quote]:
+    """Every marked number in the documents; a marker without a number right before it raises NumberError."""
+    if paths is None:
+        paths = sorted({p for pattern in DOCUMENTS for p in REPO.glob(pattern)})
+    quotes = []
+    for path in paths:
+        text = path.read_text()
+        rel = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+        found = {m.start("expr") for m in MARKER.finditer(text)}
+        for m in LOOSE_MARKER.finditer(text):
+            close = text.find("-->", m.start())
+            if not any(m.start() < s < close for s in found):
+                raise NumberError(f"{rel}:{_line(text, m.start())}: a marker with no number right before it")
+        for m in MARKER.finditer(text):
+            tol = float(m.group("tol").replace(",", "")) if m.group("tol") else None
+            where = f"{rel}:{_line(text, m.start())}"
+            quotes.append(Quote(where, m.group("number"), " ".join(m.group("expr").split()), tol))
+    return quotes
+
+
+def docstring_quotes(src: Path = REPO / "src" / "scmatch") -> list[Quote]:
+    """The numbers of :data:`DOCSTRINGS`, found in the source (whitespace-insensitive)."""
+    files = {p: " ".join(p.read_text().split()) for p in sorted(src.rglob("*.py"))}
+    quotes = []
+    for phrase, exprs in DOCSTRINGS:
+        pattern = re.compile(r"\s+".join(phrase.split()))
+        hits = [(p, m) for p, text in files.items() for m in pattern.finditer(text)]
+        if not hits:
+            raise NumberError(f"the docstring phrase {phrase!r} is no longer in src/scmatch: update DOCSTRINGS")
+        for path, m in hits:
+            if m.re.groups != len(exprs):
+                raise NumberError(f"{phrase!r}: {m.re.groups} numbers but {len(exprs)} expressions")
+            for group, expr in enumerate(exprs, start=1):
+                quotes.append(Quote(f"{path.relative_to(REPO)} (docstring)", m.group(group), " ".join(expr.split())))
+    return quotes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--eval", metavar="EXPR", help="print the value of one marker expression and exit")
+    parser.add_argument("--quiet", action="store_true", help="print only the mismatches")
+    args = parser.parse_args(argv)
+    if args.eval:
+        print(evaluate(args.eval))
+        return 0
+    bad = 0
+    quotes = document_quotes() + docstring_quotes()
+    for q in quotes:
+        try:
+            recorded, ok = q.check()
+        except NumberError as err:
+            recorded, ok = float("nan"), False
+            print(f"{q.where}: {err}")
+        bad += not ok
+        if not ok or not args.quiet:
+            print(f"{'ok ' if ok else 'BAD'} {q.where}: quoted {q.quoted}, records say {recorded:.6g}  [{q.expr}]")
+    print(f"{len(quotes)} quoted numbers, {bad} not matching their records")
+    return int(bad > 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
