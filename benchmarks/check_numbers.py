@@ -68,9 +68,7 @@ MARKER = re.compile(
     rf"(?P<number>{NUMBER})(?P<unit>%|x)?<!--\s*rec(?:\s+(?P<bound>max|min))?(?:\s*±\s*(?P<tol>[\d.,]+))?\s*:(?P<expr>.*?)-->"
 )
 LOOSE_MARKER = re.compile(r"<!--\s*rec\b")
-HEAD = re.compile(
-    r"\s*(?P<bound>max|min)?\s*(?:±\s*(?P<tol>[\d.,]+))?\s*:(?!\S*\])"
-)  # "±50:" before a docstring's expression
+HEAD = re.compile(r"\s*(?P<bound>max|min)?\s*(?:±\s*(?P<tol>[\d.,]+))?\s*:")  # "±50:" before a docstring's expression
 TERM = re.compile(r"\[([^\]]+)\]")
 STATS = {
     "mean": statistics.fmean,

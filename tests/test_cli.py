@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -25,12 +26,25 @@ def test_missing_file_is_a_usage_error(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-# per task: training epochs (kept small: the test checks the command, not the model) and the score it must beat.
-# The CITE starter has signal (ADT); the multiome starter's ATAC is thin (~85 of 600 peaks per cell), so every
-# method is near chance there (benchmarks/README.md): only a better-than-random ranking is required.
+def _beyond_chance_foscttm(n: int, z: float = 4.0) -> float:
+    """A FOSCTTM that random rankings of ``n`` x ``n`` cells reach with probability under 1e-4 (z = 4).
+
+    A random ranking puts each true partner at a uniform rank: a cell's FOSCTTM has mean 1/2 and variance at most
+    1/12, so the mean over ``n`` cells has sd at most ``1 / sqrt(12 n)`` (averaging the two directions cannot add to
+    it); 0.431 for the 279 query cells of the multiome starter.
+    """
+    return 0.5 - z / np.sqrt(12 * n)
+
+
+# per task: training epochs (None: the command's default) and the score it must beat.
+# The CITE starter has signal (ADT). The multiome starter's ATAC is thin (~85 of 600 peaks per cell), so match
+# scores stay near chance (benchmarks/README.md), but the ranking is far from random: on this split the default
+# model's FOSCTTM is 0.355 ± 0.008 (benchmarks/results/accuracy_atac, seeds 0-2), and `scmatch match` with its
+# defaults gave 0.379 to 0.396 (seeds 0-3), against the 0.431 that chance stays above (5 epochs: 0.46-0.47, which
+# chance reaches too often to test anything).
 CHALLENGE_TASKS = {
     "cite": (20, lambda scores, n: scores["match_score"] > 3 / n),  # well above chance (1/n)
-    "multiome": (5, lambda scores, n: scores["foscttm"] < 0.5),  # 0.46-0.47 over seeds 0-3 (random: 0.5)
+    "multiome": (None, lambda scores, n: scores["foscttm"] < _beyond_chance_foscttm(n)),
 }
 
 
@@ -41,7 +55,7 @@ def test_match_and_evaluate_challenge_files(task, challenge_dir, tmp_path, capsy
     d = challenge_dir / task
     epochs, better_than_chance = CHALLENGE_TASKS[task]
     out = tmp_path / "pred.h5ad"
-    args = ["match", "--output", str(out), "--epochs", str(epochs)]
+    args = ["match", "--output", str(out)] + (["--epochs", str(epochs)] if epochs is not None else [])
     for name in ("train_mod1", "train_mod2", "train_sol", "test_mod1", "test_mod2"):
         args += [f"--{name.replace('_', '-')}", str(d / f"{name}.h5ad")]
     assert main(args) == 0
@@ -72,6 +86,12 @@ def test_demo_runs_as_a_command():
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    assert "match_score" in result.stdout
-    score = float(next(line.split()[1] for line in result.stdout.splitlines() if "match_score" in line))
-    assert 0 <= score <= 1 and np.isfinite(score)
+    # "  cells matched     300   (chance match score 0.0033)", then "  match_score       0.1724" and the others
+    n_cells, chance = re.search(r"cells matched\s+(\d+)\s+\(chance match score ([\d.]+)\)", result.stdout).groups()
+    assert float(chance) == pytest.approx(1 / int(n_cells), abs=5e-5)
+    chance = float(chance)
+    printed = dict(line.split() for line in result.stdout.splitlines() if re.fullmatch(r"  \w+\s+[\d.]+", line))
+    # seeds 0-3 printed 0.139 to 0.172, 42 to 52 times chance: 20 times leaves room for other platforms' numerics
+    assert float(printed["match_score"]) > 20 * chance
+    # FOSCTTM 0.051 to 0.072 over the same seeds; random rankings stay near 0.5
+    assert float(printed["foscttm"]) < 0.15

@@ -69,10 +69,6 @@ def _check_not_empty(X: Any, where: str) -> Any:
     return X
 
 
-def _is_sparse(X: Any) -> bool:
-    return sp.issparse(X)
-
-
 def _check_finite(X: np.ndarray | sp.spmatrix, *, what: str) -> None:
     """Raise a ValueError naming ``what`` if ``X`` holds NaN or infinite values (a TypeError if not numeric)."""
     values = X.data if sp.issparse(X) else np.asarray(X)
@@ -95,13 +91,6 @@ def _check_counts(X: np.ndarray | sp.spmatrix, *, what: str) -> None:
             f"{what} has non-integer values, but raw counts are required. "
             "Pass the raw counts layer with `layer=` (e.g. layer='counts')."
         )
-
-
-def _as_float32(X: np.ndarray | sp.spmatrix) -> np.ndarray | sp.csr_matrix:
-    """Float32 copy-free where possible; sparse becomes CSR, dense stays dense."""
-    if sp.issparse(X):
-        return sp.csr_matrix(X, dtype=np.float32)
-    return np.asarray(X, dtype=np.float32)
 
 
 def _dense(X: np.ndarray | sp.spmatrix) -> np.ndarray:

@@ -50,6 +50,9 @@ def test_terms_and_expressions(toy_results):
     assert cn.evaluate("100 * ([acc cite ms match_score] - [acc cite nll match_score])") == pytest.approx(6.0)
     assert cn.evaluate("max([acc cite|totalvi nll match_score])") == pytest.approx(0.2)
     assert cn.evaluate("min([acc cite|totalvi nll match_score] * 2)") == pytest.approx(0.12)
+    assert cn.evaluate("mean([acc cite|totalvi nll match_score], [acc cite ms match_score])") == pytest.approx(0.38 / 3)
+    assert cn.evaluate("acc cite ms seed n error=*") == 1  # a record with an error only when asked for
+    assert cn.evaluate("acc * ms match_score n") == 3
     with pytest.raises(cn.NumberError, match="reduce them"):
         cn.evaluate("[acc cite|totalvi nll match_score]")
     with pytest.raises(cn.NumberError, match="no record"):
@@ -76,6 +79,11 @@ def test_quoted_precision_units_and_tolerance(toy_results, tmp_path):
     assert [q.quoted for q in quotes] == ["0.12", "0.120", "2", "12", "1,200", "0.13", "0.1"]
     assert [q.where.rsplit(":", 1)[1] for q in quotes] == ["1", "1", "2", "2", "3", "3", "4"]
     assert [q.check()[1] for q in quotes] == [True, True, True, True, True, False, True]
+    doc.write_text(
+        "under 15<!-- rec max: acc cite ms settings.fit max --> s, under 13<!-- rec max: acc cite ms settings.fit"
+        " max --> s, at least 0.1<!-- rec min: acc cite ms match_score min -->\n"
+    )
+    assert [q.check()[1] for q in cn.document_quotes([doc])] == [True, False, True]
     doc.write_text("a marker on a word<!-- rec: acc cite ms match_score -->\n")
     with pytest.raises(cn.NumberError, match="no number right before it"):
         cn.document_quotes([doc])

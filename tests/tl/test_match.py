@@ -96,9 +96,9 @@ def test_fitted_model_and_separate_reference(toy_pairs):
     reference = _toy_mudata(x1[:400], x2[:400], n_ref=400)
     # the query: other cells with other names, unpaired (mod2 shuffled)
     perm = np.random.default_rng(0).permutation(100)
-    q1 = AnnData(obsm={"X_pca": x1[400:]})
+    q1 = AnnData(shape=(100, 0), obsm={"X_pca": x1[400:]})  # shape: anndata < 0.11 needs it
     q1.obs_names = [f"r{i}" for i in range(100)]
-    q2 = AnnData(obsm={"X_lsi": x2[400:][perm]})
+    q2 = AnnData(shape=(100, 0), obsm={"X_lsi": x2[400:][perm]})
     q2.obs_names = [f"a{i}" for i in range(100)]
     query = md.MuData({"rna": q1, "atac": q2})
     scm.tl.match_modalities(query, reference=reference, model=MatchModel(**FAST))
@@ -216,7 +216,7 @@ def test_bad_arguments_leave_input_unchanged(toy, kwargs, message):
 
 def test_no_paired_cells_refused(toy_pairs):
     x1, x2 = toy_pairs
-    a1, a2 = AnnData(obsm={"X_pca": x1[:50]}), AnnData(obsm={"X_lsi": x2[:50]})
+    a1, a2 = AnnData(shape=(50, 0), obsm={"X_pca": x1[:50]}), AnnData(shape=(50, 0), obsm={"X_lsi": x2[:50]})
     a1.obs_names = [f"r{i}" for i in range(50)]
     a2.obs_names = [f"a{i}" for i in range(50)]
     mdata = md.MuData({"rna": a1, "atac": a2})
