@@ -201,7 +201,11 @@ better, 0.5 = random); cell-type mass = probability placed on cells of the same 
 + method) and Δ RSS, what fitting and matching added to that process. Timings are noisy on shared machines:
 compare methods within one table, as ratios.
 
-Regenerate the tables with `python benchmarks/make_table.py` after the runs listed under each table.
+Regenerate the tables with `python benchmarks/make_table.py` after the runs listed under each table. The tests
+fail when a table differs from its records (`make_table.py --check`), or when a number quoted in README.md, the docs
+or a docstring no longer rounds from the records its marker names (`python benchmarks/check_numbers.py` lists them
+all; its docstring gives the marker's syntax). A record's `git_dirty` counts only changes that can change a number
+(`_provenance.py`): records and tables written meanwhile leave the commit clean.
 """
 
 
