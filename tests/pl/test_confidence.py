@@ -17,6 +17,7 @@ def test_reliability_diagram_draws_bins_and_diagonal(transferred):
     ax = scm.pl.confidence(transferred, mod="adt", truth="cell_type", n_bins=5, show=False)
     assert isinstance(ax, Axes)
     assert "ECE" in ax.get_title() and "6 cells" in ax.get_title()  # the 6 query cells; reference cells left out
+    assert "if calibrated" in ax.get_title()  # beside it, the ECE a calibrated confidence shows on 6 cells
     assert len(ax.patches) == 5  # one bar per bin: the share of cells
     np.testing.assert_allclose(sum(p.get_height() for p in ax.patches), 1.0)
     labels = [line.get_label() for line in ax.get_lines()]

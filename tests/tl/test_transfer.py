@@ -240,6 +240,69 @@ def test_round_trip_prefers_softening_when_the_match_is_sharp_and_noisy():
     assert round_trip_nll(block, codes, 3, 1.0) < 1e-3
 
 
+def test_power_on_overconfident_masses_recovers_the_right_share_per_bin():
+    """Labels drawn from flatter masses than those reported: the raw top mass is overconfident; the power fitted on
+    (masses, labels) finds the flattening and the recalibrated top mass meets the share of right labels per bin."""
+    from scmatch.metrics import calibration_bins, ece_under_calibration, expected_calibration_error
+    from scmatch.tl._vote import fit_power, sharpen
+
+    rng = np.random.default_rng(1)
+    n, k = 4000, 5
+    masses = rng.dirichlet(np.full(k, 0.3), size=n)
+    truth = sharpen(masses, 0.5)  # the labels' real probabilities: the reported masses are too sharp
+    codes = (rng.random(n)[:, None] > np.cumsum(truth, axis=1)).sum(axis=1)
+    power = fit_power(masses, codes, k)
+    assert power == pytest.approx(0.5, abs=0.03)  # measured: 0.493
+    right = masses.argmax(axis=1) == codes
+    recalibrated = sharpen(masses, power)
+    np.testing.assert_array_equal(recalibrated.argmax(axis=1), masses.argmax(axis=1))  # the top label is kept
+    assert expected_calibration_error(masses.max(axis=1), right) > 0.15  # measured: 0.165
+    after = expected_calibration_error(recalibrated.max(axis=1), right)  # measured: 0.007
+    assert after < np.quantile(ece_under_calibration(recalibrated.max(axis=1)), 0.95)  # within sampling noise (0.022)
+    table = calibration_bins(recalibrated.max(axis=1), right)
+    full = table[table["n_cells"] >= 50]
+    assert len(full) == 7
+    sd = np.sqrt(full["mean_confidence"] * (1 - full["mean_confidence"]) / full["n_cells"])
+    assert np.all(np.abs(full["accuracy"] - full["mean_confidence"]) < 2 * sd)  # measured: at most 0.7 sd
+    # rows of zeros stay zero; a single label cannot be recalibrated
+    assert np.all(sharpen(np.zeros((2, 3)), 2.0) == 0)
+    assert fit_power(np.ones((3, 1)), np.zeros(3, int), 1) == 1.0
+
+
+def test_round_trip_recalibration_does_not_carry_over_to_one_hop():
+    """The round trip (two hops) is flatter than the one-hop vote it would recalibrate: fitted on the source
+    labels, its power sharpens a vote that the automatic temperature had already calibrated (this is why
+    ``transfer_labels`` does not apply it), and only partly corrects the overconfident vote through ``P`` as it is."""
+    from scmatch.metrics import expected_calibration_error
+    from scmatch.tl._vote import choose_temperature, label_masses, round_trip_recalibration, sharpen, soften
+
+    rng = np.random.default_rng(0)
+    n = 600
+    labels = np.repeat(np.array(list("ABCD")), n // 4)
+    z = rng.normal(size=(4, 5))[np.repeat(np.arange(4), n // 4)] + 0.8 * rng.normal(size=(n, 5))
+    x1, x2 = z + 0.8 * rng.normal(size=(n, 5)), z + 0.8 * rng.normal(size=(n, 5))
+    S = -((x1[:, None] - x2[None]) ** 2).sum(-1)
+    P = np.exp((S - S.max(axis=1, keepdims=True)) / 0.3)
+    B = sp.csr_matrix(P / P.sum(axis=1, keepdims=True))  # cell i of each modality is the same cell
+    measured = {}
+    for t in (1.0, choose_temperature(B, labels)["temperature"]):
+        masses = label_masses(soften(B, t), labels)
+        right = masses.columns.to_numpy()[masses.to_numpy().argmax(axis=1)] == labels
+        fitted = round_trip_recalibration(B, labels, t)
+        after = sharpen(masses.to_numpy(), fitted["power"]).max(axis=1)
+        before = expected_calibration_error(masses.to_numpy().max(axis=1), right)
+        measured[t] = (before, fitted["power"], expected_calibration_error(after, right), fitted)
+    assert sorted(measured) == [1.0, 3.0]
+    # P as it is: overconfident (ECE 0.214); the round trip flattens it (power 0.67), to 0.152
+    assert measured[1.0][0] > 0.2 and measured[1.0][1] < 0.75 and 0.1 < measured[1.0][2] < measured[1.0][0] - 0.05
+    # the chosen temperature: calibrated already (0.030); the round trip, flatter still, asks to sharpen
+    # (power 1.48) and the ECE triples (0.088)
+    assert measured[3.0][0] < 0.05 and measured[3.0][1] > 1.3 and measured[3.0][2] > 2 * measured[3.0][0]
+    fitted = measured[3.0][3]
+    assert fitted["round_trip_confidence"] < fitted["round_trip_accuracy"]  # 0.63 against 0.73: two hops, flatter
+    assert fitted["round_trip_nll_recalibrated"] < fitted["round_trip_nll"] and fitted["n_cells"] == n
+
+
 def test_auto_temperature_is_recorded(matched):
     scm.tl.transfer_labels(matched, "cell_type", source="rna", target="atac")
     info = matched["atac"].uns["cell_type_transferred"]
@@ -357,6 +420,29 @@ def test_cite_labels_to_protein_cells(cite_match):
     assert result["auto"][0] > result[1][0]
     assert result["auto"][1] < 0.08
     assert result[1][1] > 0.15  # the sharp vote is overconfident: the reason for the softening
+
+
+@pytest.mark.slow
+def test_cite_confidence_is_within_the_noise_of_a_calibrated_one(cite_match):
+    """On the CITE starter (seed 0) the label confidence's ECE is what a perfectly calibrated confidence shows on
+    its 289 cells, and the round trip asks for no recalibration (a power near 1 on the masses)."""
+    from scmatch.metrics import ece_under_calibration, expected_calibration_error
+    from scmatch.tl._transfer import _match_weights
+    from scmatch.tl._vote import round_trip_recalibration
+
+    mdata = cite_match.copy()
+    scm.tl.transfer_labels(mdata, "cell_type", source="rna", target="adt")
+    names = _query_names(mdata, "adt")
+    obs = mdata["adt"].obs.loc[names]
+    right = obs["cell_type_transferred"].astype(str).to_numpy() == obs["cell_type"].astype(str).to_numpy()
+    conf = obs["cell_type_transferred_confidence"].to_numpy(float)
+    noise = ece_under_calibration(conf)
+    assert expected_calibration_error(conf, right) < np.quantile(noise, 0.95)  # measured: 0.032 against 0.077
+    assert noise.mean() == pytest.approx(0.053, abs=0.005)
+    weights = _match_weights(mdata, key="match", source="rna", target="adt")
+    source = mdata["rna"].obs["cell_type"].astype(str).reindex(weights.source_names).to_numpy()
+    fitted = round_trip_recalibration(weights.B, source, mdata["adt"].uns["cell_type_transferred"]["temperature"])
+    assert 0.85 < fitted["power"] < 1.2  # measured: 0.971
 
 
 @pytest.mark.slow

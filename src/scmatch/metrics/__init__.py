@@ -6,7 +6,7 @@ the column of row ``i``'s true partner (:func:`truth_from_solution` builds it
 from a challenge ``*_sol.h5ad`` matrix). Definitions follow BENCHMARKS.md.
 """
 
-from scmatch.metrics._calibration import calibration_bins, expected_calibration_error
+from scmatch.metrics._calibration import calibration_bins, ece_under_calibration, expected_calibration_error
 from scmatch.metrics._evaluate import evaluate
 from scmatch.metrics._format import check_challenge_format, is_challenge_format
 from scmatch.metrics._foscttm import foscttm
@@ -19,6 +19,7 @@ __all__ = [
     "celltype_knn_purity",
     "celltype_mass",
     "check_challenge_format",
+    "ece_under_calibration",
     "evaluate",
     "expected_calibration_error",
     "foscttm",
