@@ -1,5 +1,12 @@
-"""The metric model: torch modules, losses, training loop and the MatchModel estimator."""
+"""The metric model: the MatchModel estimator, its training plan and its candidate search.
+
+Inside: ``nn`` (the torch modules, losses and metrics), ``train`` (the training loop, early stopping, pair
+sampling, ensemble members in threads), ``solvers`` (candidate search, Sinkhorn, assignment, calibration, coreset
+selection), and the estimator's own modules (fitting, persistence, checks of saved files).
+"""
 
 from ._model import MatchModel
+from .solvers._search import Search
+from .train._plan import TrainingPlan
 
-__all__ = ["MatchModel"]
+__all__ = ["MatchModel", "Search", "TrainingPlan"]

@@ -9,7 +9,7 @@ pairs the ensemble trains at 7,000 pairs/s against 4,000 one member after the ot
 Speed).
 
 Every member draws its minibatches from its own NumPy generator and its noise and dropout masks from its own
-torch generator (see :func:`scmatch.model._train.train`), so its weights do not depend on the threads' timing.
+torch generator (see :func:`scmatch.model.train._loop.train`), so its weights do not depend on the threads' timing.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 import torch
+
+from ._loop import TrainingCancelledError
 
 T = TypeVar("T")
 
@@ -81,6 +83,4 @@ def _with_threads(job: Callable[[threading.Event], T], stop: threading.Event, n:
 
 
 def _cancelled(error: BaseException) -> bool:
-    from ._train import TrainingCancelledError
-
     return isinstance(error, TrainingCancelledError)

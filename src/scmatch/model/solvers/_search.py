@@ -1,4 +1,4 @@
-"""Memory-bounded scoring of N x M cell pairs.
+"""Candidate search: memory-bounded scoring of N x M cell pairs on each cell's best candidates.
 
 The self-attention term ``i0 . c0`` is computed for all pairs, one chunk of rows at a time, keeping only each
 row's ``n_candidates`` best columns. The cross-attention term, which needs both cells' tokens, is then computed
@@ -12,18 +12,62 @@ O(N * M), at the price of missing a few true candidates (see :func:`ann_candidat
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .._utils import _dense
-from ._modules import CrossAttentionMatcher
+from ..._utils import _dense
+from .._numbers import check_choice, check_numbers
+from ..nn._metric import Metric
+from ..nn._modules import CrossAttentionMatcher
 
 #: entries of one chunk of the dense ``i0 . c0`` block (float32), ~64 MB
 CHUNK_ENTRIES = 16_000_000
 #: candidate searches: exhaustive (chunked) or approximate (pynndescent)
 SEARCHES = ("exact", "pynndescent")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Search:
+    """How a model finds each cell's candidate partners when it matches cells (and calibrates on held-out pairs).
+
+    The self-attention term ``i0 . c0`` ranks every mod2 cell for each mod1 cell; the ``n_candidates`` best are
+    kept, and the cross-attention term (which needs both cells' tokens) is added to the best ``n_cross`` of them.
+
+    Parameters
+    ----------
+    method
+        ``"exact"`` (every pair's ``i0 . c0``, in memory-bounded chunks) or ``"pynndescent"`` (an approximate
+        nearest-neighbour graph: sub-quadratic, a few true candidates may be missed; see benchmarks/README.md for
+        recall and speed). Cosine losses only.
+    n_candidates
+        Candidates kept per cell; the probabilities live on them (``predict_proba`` keeps at least ``top_k``).
+    n_cross
+        Compute the cross term only for each cell's ``n_cross`` best candidates by ``i0 . c0``; its other candidates
+        get the smallest cross term computed for that cell, as in training (:attr:`TrainingPlan.n_cross`), so they
+        stay in the support below them. ``None`` (the default) computes it for every candidate. 50 of 100 halves
+        the cost of re-ranking; it kept the match score at 10,000 x 10,000 cells (0.1149) but lowered it at
+        100,000 x 100,000 (0.0260 to 0.0244) and by about 1% on the real sets (benchmarks/README.md, Speed and
+        Accuracy).
+
+    Examples
+    --------
+    >>> from scmatch.model import Search
+    >>> Search(method="pynndescent", n_candidates=50)
+    Search(method='pynndescent', n_candidates=50, n_cross=None)
+    """
+
+    method: str = "exact"
+    n_candidates: int = 100
+    n_cross: int | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("search method", self.method, SEARCHES)
+        check_numbers(counts={"n_candidates": self.n_candidates})
+        if self.n_cross is not None:
+            check_numbers(counts={"n_cross": self.n_cross})
 
 
 def iter_chunks(n: int, size: int) -> Iterator[slice]:
@@ -76,7 +120,7 @@ def _rerank(module, val, idx, tokens1, tokens2, device, rerank_chunk: int, n_rer
 
     With ``n_rerank`` smaller than the candidates per row, only each row's ``n_rerank`` best candidates by their
     current value (``i0 . c0``) get their cross term; the row's other candidates get the smallest cross term
-    computed in the row, as in training (``MatchModel(cross_candidates=...)``), so they keep their order below.
+    computed in the row, as in training (``TrainingPlan(n_cross=...)``), so they keep their order below.
 
     What the cross term needs from each cell is computed once per cell
     (:meth:`CrossAttentionMatcher.cross_projections`); for each row's candidates only their tokens and a few
@@ -170,3 +214,59 @@ def candidate_similarities(
         _rerank(module, val, idx, tokens1, tokens2, device, rerank_chunk, n_rerank)
     indptr = np.arange(0, n1 * k + 1, k)
     return sp.csr_matrix((val.numpy().ravel(), idx.numpy().ravel(), indptr), shape=(n1, n2))
+
+
+@torch.no_grad()
+def distance_candidates(
+    module,
+    emb1: torch.Tensor,
+    emb2: torch.Tensor,
+    *,
+    metric: Metric,
+    tokens1: torch.Tensor | None = None,
+    tokens2: torch.Tensor | None = None,
+    n_candidates: int = 100,
+    device: torch.device | None = None,
+    chunk_entries: int = 8_000_000,
+    rerank_chunk: int = 256,
+    n_rerank: int | None = None,
+) -> sp.csr_matrix:
+    """Sparse (n1 x n2) similarities ``-d(i0, c0) [+ alpha * i1 . c1]`` on each row's ``n_candidates`` nearest.
+
+    The distance counterpart of :func:`candidate_similarities`: candidates are the columns nearest under the
+    distance ``metric`` (W1 or Euclidean), not the largest ``i0 . c0``, so the candidate search is consistent
+    with the learned space. ``n_rerank`` as in :func:`candidate_similarities`.
+    """
+    device = device or torch.device("cpu")
+    n1, n2 = emb1.shape[0], emb2.shape[0]
+    k = min(n_candidates, n2)
+    emb2_dev = emb2.to(device)
+    idx = torch.empty(n1, k, dtype=torch.long)
+    val = torch.empty(n1, k, dtype=torch.float32)
+    for part in iter_chunks(n1, max(1, chunk_entries // max(n2, 1))):
+        sim = -metric.pairwise(emb1[part].to(device), emb2_dev)
+        top = torch.topk(sim, k, dim=1, sorted=False)
+        idx[part], val[part] = top.indices.cpu(), top.values.float().cpu()
+    if module.alpha and tokens1 is not None and tokens2 is not None:
+        _rerank(module, val, idx, tokens1, tokens2, device, rerank_chunk, n_rerank)
+    indptr = np.arange(0, n1 * k + 1, k)
+    return sp.csr_matrix((val.numpy().ravel(), idx.numpy().ravel(), indptr), shape=(n1, n2))
+
+
+def search_candidates(
+    module,
+    emb1: torch.Tensor,
+    emb2: torch.Tensor,
+    *,
+    metric: Metric,
+    search: Search,
+    n_candidates: int,
+    tokens1: torch.Tensor | None = None,
+    tokens2: torch.Tensor | None = None,
+    device: torch.device | None = None,
+) -> sp.csr_matrix:
+    """Candidate similarities under the model's ``metric``: the ``search`` of ``i0 . c0``, or nearest by a distance."""
+    kwargs = {"tokens1": tokens1, "tokens2": tokens2, "n_candidates": n_candidates, "device": device}
+    if metric.is_cosine:
+        return candidate_similarities(module, emb1, emb2, search=search.method, n_rerank=search.n_cross, **kwargs)
+    return distance_candidates(module, emb1, emb2, metric=metric, n_rerank=search.n_cross, **kwargs)

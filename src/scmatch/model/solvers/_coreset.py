@@ -23,22 +23,12 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.neighbors import NearestNeighbors
 
-from .._utils import _rng
+from ..._utils import _rng
 
 CORESETS = ("craig", "random")
 #: methods of tl.select_coreset (sketching): the training coresets plus farthest-first traversal
 SKETCHES = ("kcenter", *CORESETS)
 KERNELS = ("global", "adaptive")
-
-
-def facility_location_objective(sim: np.ndarray | sp.spmatrix, selected: np.ndarray) -> float:
-    """``F(S) = sum_i max_{j in S} sim[i, j]`` (rows: cells to cover, columns: candidates); 0 for an empty S."""
-    selected = np.asarray(selected, dtype=np.int64)
-    if selected.size == 0:
-        return 0.0
-    block = sim[:, selected]
-    block = block.toarray() if sp.issparse(block) else np.asarray(block)
-    return float(np.maximum(block.max(axis=1), 0).sum())
 
 
 def greedy_facility_location(sim: np.ndarray | sp.spmatrix, k: int) -> np.ndarray:

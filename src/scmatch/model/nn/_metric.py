@@ -15,10 +15,9 @@ of the dimensions is arbitrary at initialisation and is learned by the network i
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+from dataclasses import dataclass
 
-from ._scoring import _rerank
+import torch
 
 #: default temperature of the softmax turning a unit-length embedding into a histogram
 HIST_TEMPERATURE = 0.1
@@ -76,69 +75,48 @@ def pairwise_distance(x: torch.Tensor, y: torch.Tensor, *, metric: str, temperat
     raise ValueError(f"Unknown metric {metric!r}; use one of {METRICS}.")
 
 
-def w1_numpy(x: np.ndarray, y: np.ndarray, *, temperature: float = HIST_TEMPERATURE) -> np.ndarray:
-    """NumPy convenience wrapper of :func:`w1_pairwise` (float64)."""
-    with torch.no_grad():
-        x64, y64 = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(y, dtype=torch.float64)
-        return w1_pairwise(x64, y64, temperature=temperature).numpy()
+@dataclass(frozen=True)
+class Metric:
+    """The metric of the joint space a model learns, and the similarity it scores.
 
+    ``"cosine"`` (the core losses) scores ``i0 . c0 + alpha * i1 . c1``; a distance metric (the experimental
+    distance losses, :mod:`scmatch.experimental`) scores ``-d(i0, c0) + alpha * i1 . c1``, so that ``-sim`` is the
+    distance the distance losses see (up to the cross term) and the rest of the pipeline (softmax, Sinkhorn,
+    calibration) keeps working on a similarity.
 
-def metric_similarity(
-    module, x1: torch.Tensor, x2: torch.Tensor, *, metric: str, temperature: float, n_cross: int | None = None
-) -> torch.Tensor:
-    """In-batch similarity (B1 x B2) of a :class:`CrossAttentionMatcher` under ``metric``.
-
-    ``"cosine"`` is the module's own ``i0 . c0 + alpha * i1 . c1``; a distance metric gives
-    ``-d(i0, c0) + alpha * i1 . c1``, so that ``-sim`` is the distance the distance losses see (up to the cross
-    term) and the rest of the pipeline (softmax, Sinkhorn, calibration) keeps working on a similarity. ``n_cross``
-    restricts the cross term to each row's best candidates (see ``CrossAttentionMatcher.cross_term``).
+    Parameters
+    ----------
+    name
+        ``"cosine"``, ``"euclidean"`` or ``"wasserstein"``.
+    histogram_temperature
+        Temperature of the softmax turning an embedding into a histogram (``"wasserstein"`` only).
     """
-    if metric == "cosine":
-        return module.batch_similarity(x1, x2, n_cross=n_cross)
-    tok1, tok2 = module.tokens(x1, 1), module.tokens(x2, 2)
-    sim = -pairwise_distance(module.embed(tok1, 1), module.embed(tok2, 2), metric=metric, temperature=temperature)
-    if module.alpha:
-        sim = sim + module.alpha * module.cross_term(tok1, tok2, sim, n_cross=n_cross)
-    return sim
 
+    name: str = "cosine"
+    histogram_temperature: float = HIST_TEMPERATURE
 
-@torch.no_grad()
-def distance_candidates(
-    module,
-    emb1: torch.Tensor,
-    emb2: torch.Tensor,
-    *,
-    metric: str,
-    temperature: float,
-    tokens1: torch.Tensor | None = None,
-    tokens2: torch.Tensor | None = None,
-    n_candidates: int = 100,
-    device: torch.device | None = None,
-    chunk_entries: int = 8_000_000,
-    rerank_chunk: int = 256,
-    n_rerank: int | None = None,
-):
-    """Sparse (n1 x n2) similarities ``-d(i0, c0) [+ alpha * i1 . c1]`` on each row's ``n_candidates`` nearest.
+    def __post_init__(self) -> None:
+        if self.name not in METRICS:
+            raise ValueError(f"Unknown metric {self.name!r}; use one of {METRICS}.")
 
-    The distance counterpart of :func:`scmatch.model._scoring.candidate_similarities`: candidates are the
-    columns nearest under ``metric`` (W1 or Euclidean), not the largest ``i0 . c0``, so the candidate search is
-    consistent with the learned space. ``n_rerank`` as in :func:`~scmatch.model._scoring.candidate_similarities`.
-    """
-    import scipy.sparse as sp
+    @property
+    def is_cosine(self) -> bool:
+        """Whether similarities are dot products of unit embeddings (what ensembles and approximate search need)."""
+        return self.name == "cosine"
 
-    device = device or torch.device("cpu")
-    n1, n2 = emb1.shape[0], emb2.shape[0]
-    k = min(n_candidates, n2)
-    rows = max(1, chunk_entries // max(n2, 1))
-    emb2_dev = emb2.to(device)
-    idx = torch.empty(n1, k, dtype=torch.long)
-    val = torch.empty(n1, k, dtype=torch.float32)
-    for start in range(0, n1, rows):
-        part = slice(start, min(start + rows, n1))
-        sim = -pairwise_distance(emb1[part].to(device), emb2_dev, metric=metric, temperature=temperature)
-        top = torch.topk(sim, k, dim=1, sorted=False)
-        idx[part], val[part] = top.indices.cpu(), top.values.float().cpu()
-    if module.alpha and tokens1 is not None and tokens2 is not None:
-        _rerank(module, val, idx, tokens1, tokens2, device, rerank_chunk, n_rerank)
-    indptr = np.arange(0, n1 * k + 1, k)
-    return sp.csr_matrix((val.numpy().ravel(), idx.numpy().ravel(), indptr), shape=(n1, n2))
+    def pairwise(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """All-pairs distance of the rows of ``x`` and ``y`` under this metric."""
+        return pairwise_distance(x, y, metric=self.name, temperature=self.histogram_temperature)
+
+    def similarity(self, module, x1: torch.Tensor, x2: torch.Tensor, *, n_cross: int | None = None) -> torch.Tensor:
+        """In-batch similarity (B1 x B2) of a :class:`~scmatch.model.nn.CrossAttentionMatcher` under this metric.
+
+        ``n_cross`` restricts the cross term to each row's best candidates (``CrossAttentionMatcher.cross_term``).
+        """
+        if self.is_cosine:
+            return module.batch_similarity(x1, x2, n_cross=n_cross)
+        tok1, tok2 = module.tokens(x1, 1), module.tokens(x2, 2)
+        sim = -self.pairwise(module.embed(tok1, 1), module.embed(tok2, 2))
+        if module.alpha:
+            sim = sim + module.alpha * module.cross_term(tok1, tok2, sim, n_cross=n_cross)
+        return sim

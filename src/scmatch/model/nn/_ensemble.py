@@ -1,6 +1,6 @@
 """Ensembles of cross-attention matchers, averaged in similarity before the final transport step.
 
-:class:`EnsembleMatcher` wraps ``K`` trained :class:`~scmatch.model._modules.CrossAttentionMatcher` members and
+:class:`EnsembleMatcher` wraps ``K`` trained :class:`~scmatch.model.nn.CrossAttentionMatcher` members and
 exposes the interface that scoring uses (``tokens``, ``embed``, ``cross_projections``, ``gather_candidates``,
 ``candidate_cross_similarity``), so that every search and solver works on it unchanged:
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -97,26 +96,3 @@ class EnsembleMatcher(nn.Module):
             value = member.candidate_cross_similarity(proj1[rows], proj2[candidates])
             total = value if total is None else total + value
         return total / self.n_models
-
-
-def member_split(order: np.ndarray, *, n_val: int, member: int) -> tuple[np.ndarray, np.ndarray]:
-    """Held-out and training pair indices of ensemble member ``member``, from one permutation of the pairs.
-
-    Member ``k`` holds out the ``k``-th consecutive slice of ``n_val`` pairs of ``order`` (wrapping around), so the
-    members hold out disjoint slices while ``K * n_val <= n`` and every pair trains all but at most one member.
-    Member 0 holds out ``order[:n_val]``, the slice a single model holds out.
-    """
-    n = len(order)
-    held = order[np.arange(member * n_val, (member + 1) * n_val) % n] if n_val else order[:0]
-    mask = np.ones(n, dtype=bool)
-    mask[held] = False
-    return np.sort(held), np.flatnonzero(mask)
-
-
-def combine_temperatures(temperatures: list[dict[str, float]]) -> dict[str, float]:
-    """The ensemble's matching temperatures: the geometric mean of the members' calibrated ones.
-
-    Each member is calibrated on the pairs it held out; no pair is held out from every member, so the averaged
-    similarity has no held-out pairs of its own to be calibrated on.
-    """
-    return {name: float(np.exp(np.mean([np.log(t[name]) for t in temperatures]))) for name in temperatures[0]}

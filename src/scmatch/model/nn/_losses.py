@@ -112,3 +112,43 @@ def distance_contrastive(
 
     per_pair = (per_anchor(dist, positive, negative) + per_anchor(dist.T, positive.T, negative.T)) / 2
     return _weighted_mean(per_pair, weight)
+
+
+#: loss name -> metric of the joint space it trains (``-sim`` is the distance under a distance metric)
+LOSS_METRIC = {
+    "triplet": "cosine",
+    "infonce": "cosine",
+    "wtriplet": "wasserstein",
+    "wcontrastive": "wasserstein",
+    "winfonce": "wasserstein",
+    "etriplet": "euclidean",
+    "econtrastive": "euclidean",
+}
+LOSSES = tuple(LOSS_METRIC)
+#: the losses of :class:`~scmatch.model.MatchModel`; the others are :mod:`scmatch.experimental`'s distance losses
+COSINE_LOSSES = tuple(name for name, metric in LOSS_METRIC.items() if metric == "cosine")
+DISTANCE_LOSSES = tuple(name for name, metric in LOSS_METRIC.items() if metric != "cosine")
+
+
+def pair_loss(
+    sim: torch.Tensor,
+    *,
+    loss: str,
+    margin: float,
+    temperature: float,
+    warm: bool = False,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The training loss ``loss`` of an in-batch similarity whose diagonal holds the true pairs.
+
+    ``margin`` is the margin of the triplet and contrastive losses, ``temperature`` InfoNCE's; ``warm`` selects the
+    warm-up form of the cosine triplet loss (mean over negatives instead of the hardest one). Distance losses see
+    the distance ``-sim``.
+    """
+    if loss == "triplet":
+        return triplet_hardest(sim, margin=margin, hardest=not warm, weight=weight)
+    if loss in ("wtriplet", "etriplet"):
+        return distance_triplet(-sim, margin=margin, weight=weight)
+    if loss in ("wcontrastive", "econtrastive"):
+        return distance_contrastive(-sim, margin=margin, weight=weight)
+    return info_nce(sim, temperature=temperature, weight=weight)

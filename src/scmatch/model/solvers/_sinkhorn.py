@@ -1,6 +1,6 @@
 """The iterations of the sparse Sinkhorn: scaling vectors and sparse matrix-vector products, absorbed when needed.
 
-:func:`scmatch.model._matching.sinkhorn_sparse` solves entropic optimal transport on a candidate support. In the
+:func:`scmatch.model.solvers._matching.sinkhorn_sparse` solves entropic optimal transport on a candidate support. In the
 log domain every half-iteration is a segment log-sum-exp over all stored entries: a gather, a maximum, an
 ``exp`` and a sum per entry. Here the same iterates are computed in the scaling domain, where a half-iteration is
 one sparse matrix-vector product (``torch.sparse_csr_tensor``) and a division, about 3x less time per iteration

@@ -1,4 +1,4 @@
-"""tl.learn_metric: deep metric learning within one modality from cell-type labels (cell similarity)."""
+"""learn_metric (experimental): deep metric learning within one modality from cell-type labels (cell similarity)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from tqdm.auto import tqdm
 
 from .._keys import Key
 from .._utils import _check_finite, _dense, _device, _get_matrix, _get_modality, _rng, logger
-from ..model._label_coreset import LABEL_CORESETS, stratified_coreset
-from ..model._losses import distance_contrastive, distance_triplet
-from ..model._wasserstein import cdf, pairwise_distance
+from ..model.nn._losses import distance_contrastive, distance_triplet
+from ..model.nn._metric import cdf, pairwise_distance
+from ._label_coreset import LABEL_CORESETS, stratified_coreset
 
 #: loss -> (distance of the learned space, loss function)
 METRIC_LOSSES = {
@@ -52,7 +52,7 @@ def learn_metric(
     hidden: int = 128,
     dropout: float = 0.1,
     margin: float = 0.2,
-    hist_temperature: float = 0.1,
+    histogram_temperature: float = 0.1,
     epochs: int = 50,
     batch_size: int = 128,
     lr: float = 1e-3,
@@ -70,8 +70,8 @@ def learn_metric(
     An MLP maps ``.obsm[use_rep]`` to unit vectors ``z``, trained on minibatches with a distance loss whose
     positives are cells of the same ``labels_key`` value and negatives cells of other values: ``"etriplet"`` /
     ``"econtrastive"`` on the Euclidean distance, ``"wtriplet"`` / ``"wcontrastive"`` on the Wasserstein-1
-    distance between the histograms ``softmax(z / hist_temperature)`` on the ordered dimensions (see
-    :mod:`scmatch.model._wasserstein`; losses in :mod:`scmatch.model._losses`).
+    distance between the histograms ``softmax(z / histogram_temperature)`` on the ordered dimensions (see
+    :mod:`scmatch.model.nn._metric`; losses in :mod:`scmatch.model.nn._losses`).
 
     The written embedding is chosen so that an off-the-shelf metric recovers the learned distance: ``z`` itself
     for Euclidean losses (``metric="euclidean"``), the scaled cumulative histograms for Wasserstein losses, whose
@@ -98,7 +98,7 @@ def learn_metric(
         Embedding size, hidden width and dropout of the MLP.
     margin
         Margin ``gamma`` of the losses.
-    hist_temperature
+    histogram_temperature
         Softmax temperature of the histograms (Wasserstein losses).
     epochs, batch_size, lr
         Optimisation: epochs, minibatch size, AdamW learning rate.
@@ -111,7 +111,7 @@ def learn_metric(
         - ``"random"``: a uniform random subset with equal weights (a control).
 
         The two facility-location methods are stratified by label (every label keeps at least one cell) and
-        weight each chosen cell by the number of cells it represents; see :mod:`scmatch.model._label_coreset`.
+        weight each chosen cell by the number of cells it represents; see :mod:`scmatch.experimental._label_coreset`.
         ``None`` (default) trains on every cell. On 25,000 simulated reference cells of 24 types
         (``benchmarks/README.md``, Label coreset) a 10% Wasserstein coreset kept 97% of the full-data
         precision@10 at an eighth of the time, but one or two epochs over every cell did as well in the same
@@ -148,23 +148,60 @@ def learn_metric(
     >>> labels = rng.integers(0, 3, 300)
     >>> adata = ad.AnnData(obs=pd.DataFrame({"ct": labels.astype(str)}, index=[f"c{i}" for i in range(300)]))
     >>> adata.obsm["X_pca"] = rng.normal(size=(300, 10)) + labels[:, None]
-    >>> scm.tl.learn_metric(adata, labels_key="ct", epochs=3, progress_bar=False)
+    >>> scm.experimental.learn_metric(adata, labels_key="ct", epochs=3, progress_bar=False)
     >>> adata.obsm["X_metric"].shape
     (300, 32)
     """
     adata = _get_modality(data, mod)
+    _check_settings(adata, loss=loss, labels_key=labels_key, d_embed=d_embed, epochs=epochs, batch_size=batch_size)
+    _check_coreset(coreset, coreset_fraction, coreset_every, histogram_temperature)
+    X, codes, use = _training_cells(adata, use_rep=use_rep, labels_key=labels_key, train_key=train_key)
+    rng, dev = _rng(random_state), _device(device)
+    with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
+        torch.manual_seed(int(rng.integers(2**31 - 1)))
+        enc = _Encoder(X.shape[1], d_embed, hidden, dropout).to(dev)
+        fit = _fit(
+            enc, X, codes, use, loss=loss, margin=margin, temperature=histogram_temperature, epochs=epochs,
+            batch_size=batch_size, lr=lr, coreset=(coreset, coreset_fraction, coreset_every), rng=rng, dev=dev,
+            progress_bar=progress_bar,
+        )  # fmt: skip
+    logger.info("learn_metric: %s, final loss %.4f", loss, fit["train_loss"][-1])
+    params = {
+        "labels_key": labels_key, "use_rep": use_rep, "loss": loss, "train_key": train_key, "d_embed": d_embed,
+        "margin": margin, "histogram_temperature": histogram_temperature, "epochs": epochs, "batch_size": batch_size,
+        "coreset": coreset, "coreset_fraction": coreset_fraction if coreset is not None else None,
+        "coreset_every": coreset_every if coreset is not None else None, "random_state": random_state,
+    }  # fmt: skip
+    target = data.copy() if copy else data
+    out = _get_modality(target, mod)
+    out.obsm[Key.embedding(key_added)] = fit.pop("embedding")
+    neighbors_metric = "manhattan" if METRIC_LOSSES[loss][0] == "wasserstein" else "euclidean"
+    out.uns[key_added] = {"params": params, "neighbors_metric": neighbors_metric, **fit}
+    return target if copy else None
+
+
+def _check_settings(adata: AnnData, *, loss, labels_key, d_embed, epochs, batch_size) -> None:
     if loss not in METRIC_LOSSES:
         raise ValueError(f"Unknown loss {loss!r}; use one of {tuple(METRIC_LOSSES)}.")
     if labels_key not in adata.obs:
         raise ValueError(f"`labels_key={labels_key!r}` is not a column of .obs; pass the column with cell types.")
-    if d_embed < 2 or epochs < 1 or batch_size < 2 or hist_temperature <= 0:
-        raise ValueError("Need `d_embed` >= 2, `epochs` >= 1, `batch_size` >= 2 and `hist_temperature` > 0.")
+    if d_embed < 2 or epochs < 1 or batch_size < 2:
+        raise ValueError("Need `d_embed` >= 2, `epochs` >= 1, `batch_size` >= 2 and `histogram_temperature` > 0.")
+
+
+def _check_coreset(coreset, coreset_fraction, coreset_every, histogram_temperature) -> None:
+    if histogram_temperature <= 0:
+        raise ValueError("Need `d_embed` >= 2, `epochs` >= 1, `batch_size` >= 2 and `histogram_temperature` > 0.")
     if coreset is not None and coreset not in (*LABEL_CORESETS, "random"):
         raise ValueError(f"Unknown coreset {coreset!r}; use None, 'wasserstein', 'craig' or 'random'.")
     if not 0 < coreset_fraction <= 1 or coreset_every < 1:
         raise ValueError(
             f"Need 0 < `coreset_fraction` <= 1 and `coreset_every` >= 1, got {coreset_fraction} and {coreset_every}."
         )
+
+
+def _training_cells(adata: AnnData, *, use_rep, labels_key, train_key) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The representation, the label codes and the mask of the labelled training cells."""
     X = np.asarray(_dense(_get_matrix(adata, obsm=use_rep)), dtype=np.float32)
     _check_finite(X, what=f".obsm[{use_rep!r}]")
     labels = pd.Series(adata.obs[labels_key])
@@ -176,97 +213,68 @@ def learn_metric(
     codes = pd.Categorical(labels.astype(str)).codes
     if use.sum() < 2 or len(np.unique(codes[use])) < 2:
         raise ValueError("Need at least 2 labelled training cells of at least 2 different labels.")
+    return X, codes, use
 
+
+def _fit(enc, X, codes, use, *, loss, margin, temperature, epochs, batch_size, lr, coreset, rng, dev, progress_bar):
+    """Train the encoder; returns the embedding of every cell and the record written to ``.uns``."""
     metric, loss_fn = METRIC_LOSSES[loss]
-    rng = _rng(random_state)
-    dev = _device(device)
+    method, fraction, every = coreset
     mean, scale = X[use].mean(0), float(np.sqrt(max(X[use].var(0).mean(), 1e-12)))
-    Xs = torch.as_tensor((X - mean) / scale)
-    y = torch.as_tensor(codes.astype(np.int64))
+    Xs, y = torch.as_tensor((X - mean) / scale), torch.as_tensor(codes.astype(np.int64))
     train_idx = np.flatnonzero(use)
-    history, n_steps, select_seconds = [], 0, 0.0
-    started = time.perf_counter()
-    with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
-        torch.manual_seed(int(rng.integers(2**31 - 1)))
-        enc = _Encoder(X.shape[1], d_embed, hidden, dropout).to(dev)
-        opt = torch.optim.AdamW(enc.parameters(), lr=lr, weight_decay=1e-4)
-        max_bs = min(batch_size, len(train_idx))
+    history, n_steps, select_seconds, started = [], 0, 0.0, time.perf_counter()
+    opt = torch.optim.AdamW(enc.parameters(), lr=lr, weight_decay=1e-4)
+    max_bs = min(batch_size, len(train_idx))
 
-        def embedding_loss(z, yy, weight=None):
-            same = yy[:, None] == yy[None, :]
-            eye = torch.eye(len(yy), dtype=torch.bool, device=dev)
-            dist = pairwise_distance(z, z, metric=metric, temperature=hist_temperature)
-            return loss_fn(dist, margin=margin, positive=same & ~eye, negative=~same, weight=weight)
+    def embedding_loss(z, yy, weight=None):
+        same = yy[:, None] == yy[None, :]
+        eye = torch.eye(len(yy), dtype=torch.bool, device=dev)
+        dist = pairwise_distance(z, z, metric=metric, temperature=temperature)
+        return loss_fn(dist, margin=margin, positive=same & ~eye, negative=~same, weight=weight)
 
-        pool, pool_weight = train_idx, None
-        bar = tqdm(range(epochs), desc="learn_metric", unit="epoch", disable=not progress_bar, leave=False)
-        for epoch in bar:
-            if coreset is not None and epoch % coreset_every == 0:
-                t0 = time.perf_counter()
-                pool, pool_weight = _select(
-                    enc,
-                    Xs,
-                    y,
-                    train_idx,
-                    coreset,
-                    fraction=coreset_fraction,
-                    loss=embedding_loss,
-                    batch_size=max_bs,
-                    temperature=hist_temperature,
-                    rng=rng,
-                    dev=dev,
-                )
-                select_seconds += time.perf_counter() - t0
-            enc.train()
-            bs = min(max_bs, len(pool))  # a subset smaller than a minibatch is one minibatch
-            perm = rng.permutation(len(pool))
-            losses = []
-            for start in range(0, len(perm) - bs + 1, bs):
-                batch = perm[start : start + bs]
-                weight = None if pool_weight is None else pool_weight[batch].to(dev)
-                value = embedding_loss(enc(Xs[pool[batch]].to(dev)), y[pool[batch]].to(dev), weight)
-                opt.zero_grad(set_to_none=True)
-                value.backward()
-                opt.step()
-                n_steps += 1
-                losses.append(value.item())
-            history.append(float(np.mean(losses)))
-            bar.set_postfix(loss=f"{history[-1]:.4f}")
-        bar.close()
-        fit_seconds = time.perf_counter() - started
-        enc.eval()
-        with torch.no_grad():
-            z = torch.cat([enc(Xs[s : s + 4096].to(dev)).cpu() for s in range(0, len(Xs), 4096)])
-            emb = (cdf(z, temperature=hist_temperature) if metric == "wasserstein" else z).numpy()
-    logger.info("learn_metric: %s, final loss %.4f", loss, history[-1])
+    pool, pool_weight = train_idx, None
+    bar = tqdm(range(epochs), desc="learn_metric", unit="epoch", disable=not progress_bar, leave=False)
+    for epoch in bar:
+        if method is not None and epoch % every == 0:
+            t0 = time.perf_counter()
+            pool, pool_weight = _select(
+                enc, Xs, y, train_idx, method, fraction=fraction, loss=embedding_loss, batch_size=max_bs,
+                temperature=temperature, rng=rng, dev=dev,
+            )  # fmt: skip
+            select_seconds += time.perf_counter() - t0
+        losses = _epoch(enc, opt, Xs, y, pool, pool_weight, embedding_loss, batch_size=max_bs, rng=rng, dev=dev)
+        n_steps += len(losses)
+        history.append(float(np.mean(losses)))
+        bar.set_postfix(loss=f"{history[-1]:.4f}")
+    bar.close()
+    fit_seconds = time.perf_counter() - started
+    enc.eval()
+    with torch.no_grad():
+        z = torch.cat([enc(Xs[s : s + 4096].to(dev)).cpu() for s in range(0, len(Xs), 4096)])
+        emb = (cdf(z, temperature=temperature) if metric == "wasserstein" else z).numpy()
+    record = {"embedding": emb.astype(np.float32), "train_loss": np.asarray(history), "fit_seconds": fit_seconds}
+    record["n_steps"] = n_steps
+    if method is not None:
+        record.update(coreset_seconds=select_seconds, coreset_size=len(pool))
+    return record
 
-    target = data.copy() if copy else data
-    out = _get_modality(target, mod)
-    out.obsm[Key.embedding(key_added)] = emb.astype(np.float32)
-    out.uns[key_added] = {
-        "params": {
-            "labels_key": labels_key,
-            "use_rep": use_rep,
-            "loss": loss,
-            "train_key": train_key,
-            "d_embed": d_embed,
-            "margin": margin,
-            "hist_temperature": hist_temperature,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "coreset": coreset,
-            "coreset_fraction": coreset_fraction if coreset is not None else None,
-            "coreset_every": coreset_every if coreset is not None else None,
-            "random_state": random_state,
-        },
-        "neighbors_metric": "manhattan" if metric == "wasserstein" else "euclidean",
-        "train_loss": np.asarray(history),
-        "fit_seconds": fit_seconds,
-        "n_steps": n_steps,
-    }
-    if coreset is not None:
-        out.uns[key_added].update(coreset_seconds=select_seconds, coreset_size=len(pool))
-    return target if copy else None
+
+def _epoch(enc, opt, Xs, y, pool, pool_weight, embedding_loss, *, batch_size, rng, dev) -> list[float]:
+    """One pass over ``pool`` in shuffled minibatches; returns each step's loss."""
+    enc.train()
+    bs = min(batch_size, len(pool))  # a subset smaller than a minibatch is one minibatch
+    perm = rng.permutation(len(pool))
+    losses = []
+    for start in range(0, len(perm) - bs + 1, bs):
+        batch = perm[start : start + bs]
+        weight = None if pool_weight is None else pool_weight[batch].to(dev)
+        value = embedding_loss(enc(Xs[pool[batch]].to(dev)), y[pool[batch]].to(dev), weight)
+        opt.zero_grad(set_to_none=True)
+        value.backward()
+        opt.step()
+        losses.append(value.item())
+    return losses
 
 
 def _embed(enc, Xs, rows, dev) -> torch.Tensor:

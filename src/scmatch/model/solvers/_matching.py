@@ -7,6 +7,8 @@ already full and small (``dense_limit``), where POT's dense solver is used.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -103,7 +105,7 @@ def sinkhorn_sparse(
     and potentials in units of ``log 2``, ``S / (temperature * ln 2)``). They run in the scaling domain: each
     half-iteration is one sparse matrix-vector product with the kernel, absorbed into the potentials and rebuilt
     whenever a scaling leaves a safe range, so the iterates are the log-domain ones up to rounding (see
-    :mod:`scmatch.model._sinkhorn`). The product that checks the row marginals after a column update is the one
+    :mod:`scmatch.model.solvers._sinkhorn`). The product that checks the row marginals after a column update is the one
     the next row update needs, so it is computed once per iteration.
     """
     import torch
@@ -159,43 +161,6 @@ def _drop_entries(sim: sp.csr_matrix, drop: np.ndarray) -> sp.csr_matrix:
     rows = np.repeat(np.arange(sim.shape[0]), np.diff(sim.indptr))[keep]
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=sim.shape[0]))])
     return sp.csr_matrix((sim.data[keep], sim.indices[keep], indptr), shape=sim.shape)
-
-
-def _sinkhorn_sparse_numpy(
-    sim: sp.csr_matrix, *, temperature: float, n_iter: int = 200, tol: float = 1e-6, info: dict | None = None
-) -> sp.csr_matrix:
-    """The previous NumPy implementation of :func:`sinkhorn_sparse`, kept as a reference for tests and benchmarks.
-
-    Unchanged except that ``info`` (if a dict) receives ``n_iter`` and ``marginal_error`` as in
-    :func:`sinkhorn_sparse`.
-    """
-    sim = sp.csr_matrix(sim)
-    n1, n2 = sim.shape
-    counts = np.diff(sim.indptr)
-    rows = np.repeat(np.arange(n1), counts)
-    cols = sim.indices
-    logk = sim.data.astype(np.float64) / temperature
-    order = np.argsort(cols, kind="stable")
-    col_counts = np.bincount(cols, minlength=n2)
-    col_indptr = np.concatenate([[0], np.cumsum(col_counts)])
-    live_rows, live_cols = counts > 0, col_counts > 0
-    log_a = np.where(live_rows, -np.log(max(live_rows.sum(), 1)), 0.0)
-    log_b = np.where(live_cols, -np.log(max(live_cols.sum(), 1)), 0.0)
-    f, g = np.zeros(n1), np.zeros(n2)
-    done, error = 0, np.nan
-    for _ in range(n_iter):
-        f = np.where(live_rows, log_a - _segment_logsumexp(logk + g[cols], sim.indptr), 0.0)
-        col_lse = _segment_logsumexp((logk + f[rows])[order], col_indptr)
-        g = np.where(live_cols, log_b - col_lse, 0.0)
-        row_mass = np.exp(_segment_logsumexp(logk + f[rows] + g[cols], sim.indptr))
-        done += 1
-        error = float(np.max(np.abs(row_mass[live_rows] - np.exp(log_a[live_rows])), initial=0.0))
-        if error < tol / max(n1, 1):
-            break
-    if info is not None:
-        info.update(n_iter=done, marginal_error=error)
-    data = np.exp(logk + f[rows] + g[cols])
-    return normalize_rows(sp.csr_matrix((data, cols.copy(), sim.indptr.copy()), shape=sim.shape))
 
 
 def sinkhorn_dense(sim: np.ndarray, *, temperature: float, n_iter: int = 1000, tol: float = 1e-9) -> np.ndarray:
@@ -343,3 +308,34 @@ def match_block(
     if matching == "assignment":
         P = assignment(sim, fallback=P)
     return keep_top_k(P, top_k=top_k)
+
+
+def match_groups(
+    similarity: Callable[[np.ndarray, np.ndarray], sp.csr_matrix],
+    groups: list[tuple[np.ndarray, np.ndarray]],
+    *,
+    shape: tuple[int, int],
+    matching: str,
+    temperature: float,
+    top_k: int,
+    info: dict | None = None,
+) -> sp.csr_matrix:
+    """Probabilities of ``shape``, matched within each group of rows and columns (each batch) on its own.
+
+    ``similarity(rows, cols)`` gives a group's candidate similarities; each group is solved by :func:`match_block`.
+    ``info`` gets how the sparse Sinkhorn ended: ``sinkhorn_iterations`` and ``sinkhorn_marginal_error`` (the
+    largest over groups) and ``sinkhorn_converged`` (all groups).
+    """
+    blocks = []
+    for rows, cols in groups:
+        block_info: dict = {}
+        sim = similarity(rows, cols)
+        P = match_block(sim, matching=matching, temperature=temperature, top_k=top_k, info=block_info).tocoo()
+        blocks.append((rows[P.row], cols[P.col], P.data))
+        if info is not None and block_info:
+            info["sinkhorn_iterations"] = max(info.get("sinkhorn_iterations", 0), int(block_info["n_iter"]))
+            error = float(block_info["marginal_error"])
+            info["sinkhorn_marginal_error"] = max(info.get("sinkhorn_marginal_error", 0.0), error)
+            info["sinkhorn_converged"] = info.get("sinkhorn_converged", True) and bool(block_info["converged"])
+    r, c, v = (np.concatenate(parts) for parts in zip(*blocks, strict=True))
+    return sp.csr_matrix((v, (r, c)), shape=shape)

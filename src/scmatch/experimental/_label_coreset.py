@@ -1,9 +1,9 @@
-"""Label-stratified coresets for learning a metric from cell-type labels (:func:`scmatch.tl.learn_metric`).
+"""Label-stratified coresets for learning a metric from cell-type labels (:func:`scmatch.experimental.learn_metric`).
 
 With labels, many cells of one type teach the model the same thing, so a small weighted subset per type can
 stand in for all of them. Each label receives a share of the budget proportional to its size (at least one
 cell, so rare types are never dropped). Within a label, cells are chosen by greedy facility location (see
-:mod:`scmatch.model._coreset`) on the similarity ``s(i, j) = d_max - d(i, j)`` of a dense dissimilarity ``d``
+:mod:`scmatch.model.solvers._coreset`) on the similarity ``s(i, j) = d_max - d(i, j)`` of a dense dissimilarity ``d``
 (CRAIG's form; ``d_max`` is the largest dissimilarity of the block):
 
 - ``"wasserstein"``: ``d`` is the Wasserstein-1 distance between the cells' embedding histograms
@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from ._coreset import _budgets, greedy_facility_location
+from ..model.solvers._coreset import _budgets, greedy_facility_location
 
 #: selection name -> distance between selection features (scipy ``cdist`` metric)
 LABEL_CORESETS = {"wasserstein": "cityblock", "craig": "euclidean"}
