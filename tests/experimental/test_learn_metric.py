@@ -30,7 +30,7 @@ def _knn_accuracy(adata, rep, metric="euclidean"):
 @pytest.mark.parametrize(("loss", "gain"), [("etriplet", 0.05), ("wtriplet", 0.02)])
 def test_learn_metric_improves_held_out_knn(loss, gain):
     adata = _adata()
-    scm.tl.learn_metric(adata, labels_key="ct", loss=loss, train_key="train", epochs=30, random_state=0)
+    scm.experimental.learn_metric(adata, labels_key="ct", loss=loss, train_key="train", epochs=30, random_state=0)
     metric = adata.uns["metric"]["neighbors_metric"]
     assert metric == ("manhattan" if loss.startswith("w") else "euclidean")
     emb = adata.obsm["X_metric"]
@@ -43,7 +43,7 @@ def test_learn_metric_improves_held_out_knn(loss, gain):
 
 def test_wasserstein_embedding_manhattan_is_w1():
     adata = _adata(100)
-    scm.tl.learn_metric(adata, labels_key="ct", loss="wtriplet", epochs=1, key_added="w")
+    scm.experimental.learn_metric(adata, labels_key="ct", loss="wtriplet", epochs=1, key_added="w")
     emb = adata.obsm["X_w"]
     # the cumulative histograms are monotone, end below 1 / (d - 1), and their L1 distance is W1 in [0, 1]
     assert np.all(np.diff(emb, axis=1) >= -1e-7) and emb.max() <= 1 / 31 + 1e-6
@@ -54,20 +54,20 @@ def test_wasserstein_embedding_manhattan_is_w1():
 def test_learn_metric_validates_before_writing():
     adata = _adata(50)
     with pytest.raises(ValueError, match="labels_key"):
-        scm.tl.learn_metric(adata, labels_key="nope")
+        scm.experimental.learn_metric(adata, labels_key="nope")
     with pytest.raises(ValueError, match="loss"):
-        scm.tl.learn_metric(adata, labels_key="ct", loss="cosine")
+        scm.experimental.learn_metric(adata, labels_key="ct", loss="cosine")
     with pytest.raises(ValueError, match="train_key"):
-        scm.tl.learn_metric(adata, labels_key="ct", train_key="ct")
+        scm.experimental.learn_metric(adata, labels_key="ct", train_key="ct")
     assert "X_metric" not in adata.obsm
-    out = scm.tl.learn_metric(adata, labels_key="ct", epochs=1, copy=True)
+    out = scm.experimental.learn_metric(adata, labels_key="ct", epochs=1, copy=True)
     assert "X_metric" in out.obsm and "X_metric" not in adata.obsm
 
 
 @pytest.mark.parametrize("progress_bar", [True, False])
 def test_learn_metric_progress_bar(capsys, progress_bar):
     adata = _adata(60)
-    scm.tl.learn_metric(adata, labels_key="ct", epochs=2, progress_bar=progress_bar)
+    scm.experimental.learn_metric(adata, labels_key="ct", epochs=2, progress_bar=progress_bar)
     err = capsys.readouterr().err
     assert ("learn_metric" in err and "loss=" in err) is progress_bar
 
@@ -76,7 +76,7 @@ def test_learn_metric_progress_bar(capsys, progress_bar):
 @pytest.mark.parametrize("coreset", ["wasserstein", "craig", "random"])
 def test_coreset_training_runs_with_every_loss(loss, coreset):
     adata = _adata(400)
-    scm.tl.learn_metric(
+    scm.experimental.learn_metric(
         adata, labels_key="ct", loss=loss, train_key="train", epochs=4, batch_size=25, coreset=coreset,
         coreset_fraction=0.25, coreset_every=2, progress_bar=False,
     )  # fmt: skip
@@ -89,7 +89,7 @@ def test_coreset_training_runs_with_every_loss(loss, coreset):
 
 def test_coreset_training_learns_from_a_fifth_of_the_cells():
     adata = _adata()
-    scm.tl.learn_metric(
+    scm.experimental.learn_metric(
         adata, labels_key="ct", train_key="train", epochs=30, coreset="wasserstein", coreset_fraction=0.2,
         batch_size=40, random_state=0, progress_bar=False,
     )  # fmt: skip
@@ -101,9 +101,9 @@ def test_coreset_training_learns_from_a_fifth_of_the_cells():
 def test_coreset_settings_are_validated_before_writing():
     adata = _adata(50)
     with pytest.raises(ValueError, match="coreset"):
-        scm.tl.learn_metric(adata, labels_key="ct", coreset="kmeans")
+        scm.experimental.learn_metric(adata, labels_key="ct", coreset="kmeans")
     with pytest.raises(ValueError, match="coreset_fraction"):
-        scm.tl.learn_metric(adata, labels_key="ct", coreset="random", coreset_fraction=0)
+        scm.experimental.learn_metric(adata, labels_key="ct", coreset="random", coreset_fraction=0)
     with pytest.raises(ValueError, match="coreset_every"):
-        scm.tl.learn_metric(adata, labels_key="ct", coreset="random", coreset_every=0)
+        scm.experimental.learn_metric(adata, labels_key="ct", coreset="random", coreset_every=0)
     assert "X_metric" not in adata.obsm and "metric" not in adata.uns

@@ -1,6 +1,6 @@
 import torch
 
-from scmatch.model._losses import info_nce, triplet_hardest
+from scmatch.model.nn._losses import info_nce, triplet_hardest
 
 
 def test_triplet_hardest_hand_computed():

@@ -1,4 +1,4 @@
-"""Ensemble members trained side by side in threads (scmatch.model._parallel)."""
+"""Ensemble members trained side by side in threads (scmatch.model.train._parallel)."""
 
 import threading
 import time
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from scmatch.model import MatchModel, _model
-from scmatch.model._parallel import member_threads, run_members
-from scmatch.model._train import TrainingCancelledError, TrainingDivergedError
+from scmatch.model import MatchModel, TrainingPlan, _fit
+from scmatch.model.train._loop import TrainingCancelledError, TrainingDivergedError
+from scmatch.model.train._parallel import member_threads, run_members
 
 
 def test_member_threads():
@@ -69,11 +69,11 @@ def test_threaded_members_equal_members_in_turn(toy_pairs, monkeypatch):
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # the same intra-op threads in both runs, so the same arithmetic
     try:
-        kwargs = {"epochs": 4, "n_models": 3, "progress_bar": False}
-        threaded = MatchModel(**kwargs).fit(X1, X2, random_state=5)
-        monkeypatch.setattr(_model, "member_threads", lambda *args, **kw: 1)
-        in_turn = MatchModel(**kwargs).fit(X1, X2, random_state=5)
-        again = MatchModel(**kwargs).fit(X1, X2, random_state=6)
+        plan = TrainingPlan(max_epochs=4, progress_bar=False)
+        threaded = MatchModel(n_models=3).fit(X1, X2, plan=plan, random_state=5)
+        monkeypatch.setattr(_fit, "member_threads", lambda *args, **kw: 1)
+        in_turn = MatchModel(n_models=3).fit(X1, X2, plan=plan, random_state=5)
+        again = MatchModel(n_models=3).fit(X1, X2, plan=plan, random_state=6)
     finally:
         torch.set_num_threads(before)
     a, b, c = (m.module_.state_dict() for m in (threaded, in_turn, again))
@@ -85,8 +85,10 @@ def test_threaded_members_equal_members_in_turn(toy_pairs, monkeypatch):
 
 
 def test_train_stops_when_told(toy_pairs):
-    from scmatch.model._modules import CrossAttentionMatcher
-    from scmatch.model._train import TrainConfig, train
+    from scmatch.model.nn._metric import Metric
+    from scmatch.model.nn._modules import CrossAttentionMatcher
+    from scmatch.model.train._loop import train
+    from scmatch.model.train._objective import Objective
 
     X1, X2 = toy_pairs[0][:100], toy_pairs[1][:100]
     stop = threading.Event()
@@ -94,8 +96,9 @@ def test_train_stops_when_told(toy_pairs):
     module = CrossAttentionMatcher(X1.shape[1], X2.shape[1])
     with pytest.raises(TrainingCancelledError, match="stopped from outside at epoch 0"):
         train(
-            module, X1, X2, cfg=TrainConfig(epochs=2), rng=np.random.default_rng(0), device=torch.device("cpu"),
-            stop=stop, progress_bar=False,
+            module, X1, X2, plan=TrainingPlan(max_epochs=2, progress_bar=False),
+            objective=Objective("infonce", Metric()), rng=np.random.default_rng(0), device=torch.device("cpu"),
+            stop=stop,
         )  # fmt: skip
     assert module.generator is None  # the generator is not left on the network
 
@@ -103,18 +106,19 @@ def test_train_stops_when_told(toy_pairs):
 def test_dropout_stream_is_not_the_initialisation_stream(toy_pairs, monkeypatch):
     """The weights come from torch's generator seeded with the member's seed; noise and dropout from another."""
     init_seeds, stream_seeds = [], []
-    new_member, train = _model.MatchModel._new_member, _model.train
+    new_member, train = _fit._new_member, _fit.train
 
-    def recording_new_member(self, *args, seed, **kwargs):
+    def recording_new_member(*args, seed, **kwargs):
         init_seeds.append(seed)
-        return new_member(self, *args, seed=seed, **kwargs)
+        return new_member(*args, seed=seed, **kwargs)
 
     def recording_train(*args, generator, **kwargs):
         stream_seeds.append(generator.initial_seed())
         return train(*args, generator=generator, **kwargs)
 
-    monkeypatch.setattr(_model.MatchModel, "_new_member", recording_new_member)
-    monkeypatch.setattr(_model, "train", recording_train)
-    MatchModel(epochs=1, n_models=3, progress_bar=False).fit(toy_pairs[0][:120], toy_pairs[1][:120], random_state=1)
+    monkeypatch.setattr(_fit, "_new_member", recording_new_member)
+    monkeypatch.setattr(_fit, "train", recording_train)
+    plan = TrainingPlan(max_epochs=1, progress_bar=False)
+    MatchModel(n_models=3).fit(toy_pairs[0][:120], toy_pairs[1][:120], plan=plan, random_state=1)
     assert len(set(init_seeds)) == 3 and len(set(stream_seeds)) == 3
     assert not set(init_seeds) & set(stream_seeds)

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from scmatch.model._ensemble import EnsembleMatcher
-from scmatch.model._modules import CrossAttentionMatcher
+from scmatch.model.nn._ensemble import EnsembleMatcher
+from scmatch.model.nn._modules import CrossAttentionMatcher
 
 
 def _network(seed: int, **kwargs) -> CrossAttentionMatcher:
@@ -124,7 +124,7 @@ def test_dropout_masks_come_from_the_network_generator():
 
 
 def test_dropout_keeps_the_expectation():
-    from scmatch.model._modules import _dropout
+    from scmatch.model.nn._modules import _dropout
 
     gen = torch.Generator().manual_seed(14)
     out = _dropout(torch.ones(200_000), 0.3, gen)

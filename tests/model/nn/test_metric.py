@@ -3,16 +3,16 @@ import ot
 import pytest
 import torch
 
-from scmatch.model import MatchModel
-from scmatch.model._modules import CrossAttentionMatcher
-from scmatch.model._wasserstein import (
-    distance_candidates,
-    euclidean_pairwise,
-    histogram,
-    w1_numpy,
-    w1_paired,
-    w1_pairwise,
-)
+from scmatch.model.nn._metric import Metric, euclidean_pairwise, histogram, w1_paired, w1_pairwise
+from scmatch.model.nn._modules import CrossAttentionMatcher
+from scmatch.model.solvers._search import distance_candidates
+
+
+def w1_numpy(x: np.ndarray, y: np.ndarray, *, temperature: float = 0.1) -> np.ndarray:
+    """NumPy wrapper of :func:`w1_pairwise` in float64: the reference the tests compare with POT."""
+    with torch.no_grad():
+        x64, y64 = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(y, dtype=torch.float64)
+        return w1_pairwise(x64, y64, temperature=temperature).numpy()
 
 
 def _hist(x, t):
@@ -80,7 +80,7 @@ def test_distance_candidates_are_the_nearest_by_w1():
     module = CrossAttentionMatcher(5, 4, d_model=16, d_embed=8, n_heads=2, alpha=0.0).eval()
     e1 = torch.nn.functional.normalize(torch.randn(7, 8), dim=-1)
     e2 = torch.nn.functional.normalize(torch.randn(9, 8), dim=-1)
-    S = distance_candidates(module, e1, e2, metric="wasserstein", temperature=0.1, n_candidates=3).toarray()
+    S = distance_candidates(module, e1, e2, metric=Metric("wasserstein", 0.1), n_candidates=3).toarray()
     D = w1_pairwise(e1, e2, temperature=0.1).numpy()
     for i in range(7):
         kept = np.flatnonzero(S[i])
@@ -88,17 +88,6 @@ def test_distance_candidates_are_the_nearest_by_w1():
         np.testing.assert_allclose(S[i, kept], -D[i, kept], atol=1e-6)
 
 
-def test_match_model_with_w1_loss_scores_by_w1():
-    rng = np.random.default_rng(0)
-    z = rng.normal(size=(120, 4))
-    x1, x2 = z @ rng.normal(size=(4, 12)), z @ rng.normal(size=(4, 9))
-    model = MatchModel(
-        loss="wtriplet", alpha=0.0, epochs=3, progress_bar=False, d_model=16, n_heads=2, validation_fraction=0
-    )
-    model.fit(x1[:100], x2[:100])
-    S = model.similarity(x1[100:], x2[100:], n_candidates=20).toarray()
-    e1 = torch.as_tensor(model.transform(x1[100:], modality=1))
-    e2 = torch.as_tensor(model.transform(x2[100:], modality=2))
-    np.testing.assert_allclose(S, -w1_pairwise(e1, e2, temperature=0.1).numpy(), atol=1e-5)
-    P = model.predict_proba(x1[100:], x2[100:], top_k=5)
-    np.testing.assert_allclose(np.asarray(P.sum(1)).ravel(), 1.0, atol=1e-5)
+def test_metric_refuses_an_unknown_name():
+    with pytest.raises(ValueError, match="Unknown metric 'manhattan'"):
+        Metric("manhattan")

@@ -3,7 +3,7 @@ import ot
 import pytest
 import scipy.sparse as sp
 
-from scmatch.model._matching import (
+from scmatch.model.solvers._matching import (
     assignment,
     keep_top_k,
     match_block,

@@ -5,9 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from scmatch.model import _train
-from scmatch.model._modules import CrossAttentionMatcher
-from scmatch.model._train import VAL_SMOOTHING, TrainConfig, train
+from scmatch.model import TrainingPlan
+from scmatch.model.nn._metric import Metric
+from scmatch.model.nn._modules import CrossAttentionMatcher
+from scmatch.model.train import _loop
+from scmatch.model.train._loop import train
+from scmatch.model.train._objective import Objective
+from scmatch.model.train._stopping import VAL_SMOOTHING
 
 #: a noise peak at epoch 2 (the best raw score), a smaller one at epoch 5 that lifts the average above its
 #: epoch-2 value, then a plateau
@@ -19,18 +23,20 @@ def _scripted_training(toy_pairs, monkeypatch, *, warmup: int, patience: int):
     and the network's final weights."""
     seen = []
 
-    def scripted(module, X1, X2, device, chunk=512, *, cfg=None):
+    def scripted(module, X1, X2, device, chunk=512, *, objective):
         seen.append({k: v.clone() for k, v in module.state_dict().items()})
         return SCORES[len(seen) - 1]
 
-    monkeypatch.setattr(_train, "validation_score", scripted)
+    monkeypatch.setattr(_loop, "validation_score", scripted)
     X1, X2 = toy_pairs[0][:96], toy_pairs[1][:96]
     torch.manual_seed(0)
     module = CrossAttentionMatcher(X1.shape[1], X2.shape[1], d_model=16, d_embed=16, n_tokens=2)
-    cfg = TrainConfig(epochs=len(SCORES), batch_size=32, warmup_epochs=warmup, patience=patience)
+    plan = TrainingPlan(
+        max_epochs=len(SCORES), batch_size=32, warmup_epochs=warmup, patience=patience, progress_bar=False
+    )
     history = train(
-        module, X1, X2, cfg=cfg, rng=np.random.default_rng(0), device=torch.device("cpu"),
-        validation=(X1[:10], X2[:10]), progress_bar=False,
+        module, X1, X2, plan=plan, objective=Objective("infonce", Metric()), rng=np.random.default_rng(0),
+        device=torch.device("cpu"), validation=(X1[:10], X2[:10]),
     )  # fmt: skip
     return history, seen, module.state_dict()
 

@@ -3,7 +3,7 @@ import itertools
 import pytest
 import torch
 
-from scmatch.model._losses import distance_contrastive, distance_triplet
+from scmatch.model.nn._losses import distance_contrastive, distance_triplet
 
 D = torch.tensor([[0.3, 0.4], [0.1, 0.2]])
 
