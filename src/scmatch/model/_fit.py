@@ -167,3 +167,15 @@ def _fit_member(members: Members, module, X1, X2, val_idx, train_idx, stop, *, s
     started = time.perf_counter()
     temperature = calibrate(members.similarity(module, X1[calib], X2[calib]), calibration=plan.calibration)
     return module, history, temperature, time.perf_counter() - started
+
+
+def fitted_history(fitted: Fitted, n_models: int) -> dict:
+    """The training record kept by the model: the first member's history, and each member's summary."""
+    history = fitted.histories[0].as_dict()
+    history["calibration_seconds"] = fitted.calibration_seconds
+    if n_models > 1:
+        history["n_models"] = n_models
+        history["member_best_epoch"] = [h.best_epoch for h in fitted.histories]
+        history["member_epochs"] = [len(h.epoch) for h in fitted.histories]
+        history["member_temperature_sinkhorn"] = [t["sinkhorn"] for t in fitted.temperatures]
+    return history

@@ -2,41 +2,30 @@
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from .._errors import InvalidFileError
-from .._paths import check_output
 from .._utils import _device, _rng, logger
 from . import _inputs
-from ._checks import check_joint, check_weights
-from ._fit import MIN_REFERENCE_PAIRS, Members, check_reference_size, combine_temperatures, fit_members
-from ._joint import fit_shared_projection, from_json, shared_projection, to_json
-from ._legacy import MOVED, Grouped, Params, deprecated_attribute, from_flat, to_flat, warn_deprecated
-from ._numbers import check_numbers
-from ._persist import load_model, save_model
-from ._preprocessing import read_states, states_from_adatas, writer
+from ._fit import MIN_REFERENCE_PAIRS, Members, check_reference_size, combine_temperatures, fit_members, fitted_history
+from ._joint import fit_shared_projection, shared_projection
+from ._legacy import MOVED, from_flat, warn_deprecated
+from ._saved import read_model, write_model
+from ._settings import ModelSettings
 from .nn._ensemble import EnsembleMatcher
-from .nn._losses import COSINE_LOSSES, DISTANCE_LOSSES, LOSS_METRIC
-from .nn._metric import Metric
+from .nn._losses import DISTANCE_LOSSES
 from .nn._modules import CrossAttentionMatcher
 from .solvers._matching import MATCHINGS, match_groups
 from .solvers._search import Search, encode, search_candidates
-from .train._objective import Objective
 from .train._plan import TrainingPlan
 
 __all__ = ["MIN_REFERENCE_PAIRS", "MatchModel"]
-#: ensemble size with the cosine losses when ``n_models`` is not given (benchmarks/README.md, Accuracy)
-DEFAULT_N_MODELS = 3
 
 
-class MatchModel:
+class MatchModel(ModelSettings):
     """Cross-attention metric model matching cells of two modalities.
 
     Self-attention embeddings ``i0`` (mod1) and ``c0`` (mod2) and cross-attention embeddings ``i1``, ``c1`` give
@@ -117,90 +106,6 @@ class MatchModel:
         architecture |= {"n_layers": n_layers, "dropout": dropout, "alpha": alpha}
         self._setup(from_flat({**architecture, "loss": loss, "n_models": n_models, "device": device, **deprecated}))
 
-    def _setup(self, grouped: Grouped) -> None:
-        """Check the settings and set them; the fitted state starts empty."""
-        settings = grouped.model
-        loss, alpha, n_models = settings.get("loss", "infonce"), settings.get("alpha", 1.0), settings.get("n_models")
-        if loss not in LOSS_METRIC:
-            raise ValueError(
-                f"Unknown loss {loss!r}; use one of {COSINE_LOSSES} (distance losses: scmatch.experimental)."
-            )
-        metric = Metric(LOSS_METRIC[loss], grouped.histogram_temperature)
-        if n_models is None:  # the default: an ensemble where similarities can be averaged (cosine losses)
-            n_models = DEFAULT_N_MODELS if metric.is_cosine else 1
-        architecture = {name: settings.get(name, default) for name, default in _ARCHITECTURE.items()}
-        self.architecture = _check_architecture({**architecture, "alpha": alpha})
-        check_numbers(counts={"n_models": n_models}, positive={"histogram_temperature": metric.histogram_temperature})
-        if n_models > 1 and not metric.is_cosine:
-            raise ValueError(
-                f"n_models={n_models} averages i0 . c0 similarities; loss={loss!r} learns a {metric.name} "
-                "space. Use n_models=1 or a cosine loss ('infonce', 'triplet')."
-            )
-        self.loss, self.metric, self.n_models = loss, metric, n_models
-        self.device: str = settings.get("device", "auto")
-        self.plan: TrainingPlan = grouped.plan
-        self.search: Search = self._check_search(grouped.search)
-        self.module_: CrossAttentionMatcher | EnsembleMatcher | None = None
-        self.temperature_: dict[str, float] = {}
-        self.history_: dict = {}
-        self.feature_names_: tuple[list[str] | None, list[str] | None] = (None, None)
-        #: per modality: the fingerprint of the scmatch.pp recipe fit behind the training representation (or None)
-        self.fingerprints_: tuple[str | None, str | None] = (None, None)
-        #: per modality: the reference's fitted recipe (:class:`scmatch.pp._project.RecipeState`), or None
-        self.preprocessing_: tuple = (None, None)
-        #: the shared projection of the joint-space embeddings (:mod:`scmatch.model._joint`), set by ``fit``
-        self.joint_: dict | None = None
-
-    # ------------------------------------------------------------------ settings
-    def get_params(self) -> dict:
-        """The settings grouped by role: ``"model"`` (the constructor's), ``"plan"`` and ``"search"``.
-
-        A flat name of the settings' former spelling (``get_params()["epochs"]``) still reads, with a
-        ``FutureWarning``, until scmatch 0.2.
-        """
-        values = {**self.architecture, "loss": self.loss, "n_models": self.n_models, "device": self.device}
-        values["histogram_temperature"] = self.metric.histogram_temperature
-        names = [name for name, p in inspect.signature(type(self)).parameters.items() if p.kind is p.KEYWORD_ONLY]
-        if not self.metric.is_cosine:  # a deprecated MatchModel(loss="wtriplet"): its histogram temperature too
-            names = list(dict.fromkeys([*names, "histogram_temperature"]))
-        grouped = {
-            "model": {name: values[name] for name in names},
-            "plan": dataclasses.asdict(self.plan),
-            "search": dataclasses.asdict(self.search),
-        }
-        return Params(grouped, self._flat_params())
-
-    def _flat_params(self) -> dict:
-        """Every setting under its flat name: the form ``config.json`` and ``uns[key]["params"]["model"]`` keep."""
-        model = {**self.architecture, "loss": self.loss, "n_models": self.n_models, "device": self.device}
-        return to_flat(model, self.plan, self.search, self.metric.histogram_temperature)
-
-    @property
-    def alpha(self) -> float:
-        """Weight of the cross-attention term."""
-        return self.architecture["alpha"]
-
-    # deprecated until scmatch 0.2: the settings that moved to model.plan and model.search
-    validation_fraction = deprecated_attribute("validation_fraction")
-    calibration = deprecated_attribute("calibration")
-    progress_bar = deprecated_attribute("progress_bar")
-    n_candidates = deprecated_attribute("n_candidates")
-    rerank_candidates = deprecated_attribute("rerank_candidates")
-    candidates = deprecated_attribute("candidates")
-
-    def _objective(self, plan: TrainingPlan) -> Objective:
-        return Objective(self.loss, self.metric, plan.margin, plan.infonce_temperature, plan.n_cross)
-
-    def _check_search(self, search: Search) -> Search:
-        if not isinstance(search, Search):
-            raise TypeError(f"`search` must be a scmatch.model.Search, got {type(search).__name__}.")
-        if search.method != "exact" and not self.metric.is_cosine:
-            raise ValueError(
-                f"Search(method={search.method!r}) searches the i0 . c0 (cosine) space; loss={self.loss!r} learns "
-                f"a {self.metric.name} space. Use Search(method='exact') or a cosine loss ('infonce', 'triplet')."
-            )
-        return search
-
     # ------------------------------------------------------------------ fitting
     def fit(
         self,
@@ -254,7 +159,7 @@ class MatchModel:
         self.plan, self.module_, self.feature_names_ = plan, fitted.module, names
         self.fingerprints_, self.preprocessing_ = (None, None), (None, None)  # arrays carry no preprocessing
         self.temperature_ = combine_temperatures(fitted.temperatures)
-        self.history_ = _history(fitted, self.n_models)
+        self.history_ = fitted_history(fitted, self.n_models)
         # the shared projection for joint plots, on every reference pair (see scmatch.model._joint)
         device = _device(self.device)
         emb1, _ = encode(fitted.module, X1, modality=1, device=device)
@@ -416,33 +321,7 @@ class MatchModel:
             ``path`` is a file, a folder that is not (only) a saved model, a saved model and ``overwrite=False``, or
             holds a file ``preprocessing`` is backed by. Nothing is written then.
         """
-        from .. import __version__
-
-        module = self._check_fitted()
-        n_features = (int(module.shift1.shape[0]), int(module.shift2.shape[0]))
-        states, fingerprints = self.preprocessing_, self.fingerprints_
-        if preprocessing is not None:
-            states = states_from_adatas(preprocessing, n_features=n_features, fingerprints=fingerprints)
-            fingerprints = tuple(
-                state.fingerprint if state is not None else known
-                for state, known in zip(states, fingerprints, strict=True)
-            )
-            backed = {
-                f"`preprocessing[{i}]` (backed)": getattr(a, "filename", None) for i, a in enumerate(preprocessing)
-            }
-            check_output(path, backed, what="The model folder", folder=True)
-        extra = {
-            "n_features": list(n_features),
-            "temperature": self.temperature_,
-            "history": self.history_,
-            "feature_names": list(self.feature_names_),
-            "fingerprints": list(fingerprints),
-            "joint": to_json(self.joint_),
-        }
-        save_model(
-            path, params=self._flat_params(), state=module.state_dict(), extra=extra, version=__version__,
-            overwrite=overwrite, extra_files=writer(states),
-        )  # fmt: skip
+        write_model(self, path, overwrite=overwrite, preprocessing=preprocessing)
 
     @classmethod
     def load(cls, path: str, *, device: str = "auto") -> MatchModel:
@@ -459,61 +338,4 @@ class MatchModel:
         InvalidFileError
             (a ValueError) Naming the file and what is wrong with it: damaged, edited, or not a saved model.
         """
-        folder = Path(path)
-        params, state, extra = load_model(folder)
-        model = cls.__new__(cls)
-        try:
-            model._setup(from_flat({**params, "device": device}))
-        except (TypeError, ValueError) as err:
-            raise InvalidFileError(
-                f"The settings in {str(path)!r}/config.json are not valid for this version of scmatch ({err}); "
-                "save the model again.",
-                path=folder / "config.json",
-            ) from err
-        n1, n2 = extra["n_features"]
-        check_weights(
-            state, architecture=model.architecture, n_models=model.n_models, n_features=(n1, n2), folder=folder
-        )
-        check_joint(extra.get("joint"), width=model.n_models * model.architecture["d_embed"], folder=folder)
-        fingerprints = tuple(extra.get("fingerprints") or (None, None))
-        preprocessing = read_states(folder, extra["files"], n_features=(n1, n2), fingerprints=fingerprints)
-        # everything is checked: only now are the networks built
-        members = [CrossAttentionMatcher(n1, n2, **model.architecture) for _ in range(model.n_models)]
-        module = EnsembleMatcher(members) if model.n_models > 1 else members[0]
-        module.load_state_dict(state)
-        model.module_ = module.to(_device(device)).eval()
-        model.temperature_, model.history_ = extra["temperature"], extra["history"]
-        model.feature_names_, model.fingerprints_ = tuple(extra["feature_names"]), fingerprints
-        model.joint_, model.preprocessing_ = from_json(extra.get("joint")), preprocessing
-        return model
-
-
-#: the network's sizes and their defaults
-_ARCHITECTURE = {"n_tokens": 4, "d_model": 64, "d_embed": 64, "n_heads": 4, "n_layers": 1, "dropout": 0.3}
-
-
-def _check_architecture(architecture: dict[str, Any]) -> dict[str, Any]:
-    """The architecture's settings, checked (sizes are integers >= 1, ``n_layers`` >= 0, ``alpha`` >= 0)."""
-    if architecture["alpha"] < 0:
-        raise ValueError(f"`alpha` must be >= 0, got {architecture['alpha']}.")
-    sizes = ("n_tokens", "d_model", "d_embed", "n_heads")
-    check_numbers(counts={k: architecture[k] for k in sizes}, counts_or_zero={"n_layers": architecture["n_layers"]})
-    if not 0 <= architecture["dropout"] < 1:
-        raise ValueError(f"`dropout` must be in [0, 1), got {architecture['dropout']!r}.")
-    if architecture["d_model"] % architecture["n_heads"]:
-        raise ValueError(
-            f"`d_model` ({architecture['d_model']}) must be divisible by `n_heads` ({architecture['n_heads']})."
-        )
-    return {**architecture, "alpha": float(architecture["alpha"])}
-
-
-def _history(fitted, n_models: int) -> dict:
-    """The training record kept by the model: the first member's history, and each member's summary."""
-    history = fitted.histories[0].as_dict()
-    history["calibration_seconds"] = fitted.calibration_seconds
-    if n_models > 1:
-        history["n_models"] = n_models
-        history["member_best_epoch"] = [h.best_epoch for h in fitted.histories]
-        history["member_epochs"] = [len(h.epoch) for h in fitted.histories]
-        history["member_temperature_sinkhorn"] = [t["sinkhorn"] for t in fitted.temperatures]
-    return history
+        return read_model(cls, path, device=device)
