@@ -5,7 +5,7 @@ They are kept, tested and documented with their measured results, as ``scanpy.ex
 
 - :class:`DistanceMatchModel`: the matcher trained with a distance loss on the Wasserstein-1 or Euclidean
   distance instead of the cosine InfoNCE. On the real sets the distance losses did not beat InfoNCE
-  (benchmarks/README.md, Wasserstein).
+  (benchmarks/README.md, Matching, Distance losses).
 - :class:`CoresetPlan`: a :class:`~scmatch.model.TrainingPlan` that trains each epoch on a weighted coreset of the
   reference pairs. On a 20,000-pair simulated reference neither coreset beat training on every pair for fewer
   epochs at the same fit time (benchmarks/README.md, Coreset).

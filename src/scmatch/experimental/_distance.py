@@ -20,7 +20,8 @@ class DistanceMatchModel(MatchModel):
     work as for :class:`~scmatch.model.MatchModel`.
 
     Experimental: on the real sets the distance losses did not beat the default InfoNCE (benchmarks/README.md,
-    Wasserstein), and tutorial 4 shows them side by side.
+    Matching, Distance losses: W1 ties the cosine InfoNCE on CITE, 0.061 against 0.062, and trails on totalVI,
+    0.211 against 0.236), and tutorial 4 shows them side by side.
 
     Parameters
     ----------
