@@ -135,6 +135,12 @@ def _method_class(spec: str):
     return getattr(importlib.import_module(module), name)
 
 
+# transductive refinement (benchmarks/README.md, Refinement): a low-rate phase on the reference pairs, with and
+# without the query's mutual best matches as pseudo-pairs; match_seconds includes the refinement
+METHODS["scmatch_refine"] = {**METHODS["scmatch"], "refine": {}}
+METHODS["scmatch_refine_pseudo"] = {**METHODS["scmatch"], "refine": {"pseudo_pairs": True}}
+
+
 def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command: str, threads: int) -> dict:
     """Fit, match and score one dataset x method x seed; write the JSON record to ``out``."""
     import numpy as np
@@ -157,7 +163,21 @@ def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command:
     t0 = time.perf_counter()
     model = _fitted(spec, cls, split.X1_train, split.X2_train, seed=seed)
     t1 = time.perf_counter()
-    P = model.predict_proba(split.X1_test, split.X2_test, **spec["predict"])
+    refinement = None
+    if "refine" in spec:  # transductive refinement (scmatch.model.refine): match, fine-tune a copy, match again
+        from scmatch.model import Refinement, refine
+
+        model, P, refinement = refine(
+            model,
+            (split.X1_train, split.X2_train),
+            (split.X1_test, split.X2_test),
+            settings=Refinement(**spec["refine"]),
+            predict=spec["predict"],
+            random_state=seed,
+        )
+        refinement = {k: v.tolist() if hasattr(v, "tolist") else v for k, v in refinement.items()}
+    else:
+        P = model.predict_proba(split.X1_test, split.X2_test, **spec["predict"])
     t2 = time.perf_counter()
     peak = peak_since_reset_mb(peak_source)
 
@@ -185,7 +205,12 @@ def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command:
         "max_nnz_per_row": int(nnz.max()),
         "dims": [split.X1_train.shape[1], split.X2_train.shape[1]],
         "data": data,
-        "settings": {"class": spec["cls"], **{k: spec[k] for k in ("model", "plan", "search", "predict") if k in spec}},
+        "settings": {
+            "class": spec["cls"],
+            **{k: spec[k] for k in ("model", "plan", "search", "predict") if k in spec},
+            "refine": spec.get("refine"),
+        },
+        **({"refinement": refinement} if refinement is not None else {}),
         "params": _params(model),
         "fitted": getattr(model, "info_", {}),
         "epochs_run": _epochs_run(model),

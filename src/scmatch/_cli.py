@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     match.add_argument("--top-k", type=int, default=100, help="non-zeros per row (at most 1000)")
     match.add_argument("--epochs", type=int, default=None, help="maximum training epochs")
     match.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    match.add_argument(
+        "--refine",
+        action="store_true",
+        help="fine-tune a copy of the model at a low learning rate before matching (scmatch.model.Refinement)",
+    )
 
     ev = sub.add_parser(
         "evaluate",
@@ -169,6 +174,7 @@ def _match(args) -> int:
         matching=args.matching,
         top_k=args.top_k,
         model=_model(args.epochs),
+        refine=args.refine,
         random_state=args.seed,
     )
     P, rows, cols = tl.query_block(mdata)

@@ -1,12 +1,13 @@
-"""The metric model: the MatchModel estimator, its training plan and its candidate search.
+"""The metric model: the MatchModel estimator, its training plan, its candidate search and its refinement.
 
 Inside: ``nn`` (the torch modules, losses and metrics), ``train`` (the training loop, early stopping, pair
 sampling, ensemble members in threads), ``solvers`` (candidate search, Sinkhorn, assignment, calibration, coreset
-selection), and the estimator's own modules (fitting, persistence, checks of saved files).
+selection), and the estimator's own modules (fitting, refinement, persistence, checks of saved files).
 """
 
 from ._model import MatchModel
+from ._refine import Refinement, refine
 from .solvers._search import Search
 from .train._plan import TrainingPlan
 
-__all__ = ["MatchModel", "Search", "TrainingPlan"]
+__all__ = ["MatchModel", "Refinement", "Search", "TrainingPlan", "refine"]

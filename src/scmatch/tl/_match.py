@@ -13,10 +13,12 @@ from mudata import MuData
 
 from .._keys import Key
 from .._utils import _check_finite, _get_matrix, logger
-from ..model import MatchModel
-from ..model._fit import MIN_REFERENCE_PAIRS
+from ..model import MatchModel, Refinement
+from ..model._fit import MIN_REFERENCE_PAIRS, MIN_TRAINING_PAIRS
 from ..model._inputs import batch_groups
 from ..model._joint import shared_projection
+from ..model._refine import as_refinement
+from ..model._refine import refine as refine_model
 from ..model.solvers._matching import MATCHINGS
 from ..pp._project import recorded_fingerprint
 from ._confidence import match_confidence
@@ -63,6 +65,7 @@ class _Result:
     joint: tuple[np.ndarray, np.ndarray] | None
     confidence: tuple[np.ndarray, np.ndarray]
     solver: dict
+    refinement: dict | None = None
 
 
 def match_modalities(
@@ -77,6 +80,7 @@ def match_modalities(
     matching: str = "sinkhorn",
     top_k: int = 100,
     model: MatchModel | None = None,
+    refine: bool | Refinement = False,
     random_state: int | None = 0,
     key_added: str = "match",
     copy: bool = False,
@@ -122,8 +126,15 @@ def match_modalities(
         (``model.preprocessing_``), which :meth:`~scmatch.model.MatchModel.save` bundles. A fitted model with
         preprocessing matches raw counts: a modality without ``.obsm[rep]`` is projected from its counts
         (``.layers['counts']`` if present, else ``.X``) as ``recipe_*(mdata, reference=model)`` would.
+    refine
+        Fine-tune a copy of the model once the query is known and match with it (see
+        :mod:`scmatch.model._refine`): ``True`` for the default :class:`~scmatch.model.Refinement` (a low learning
+        rate phase on the reference pairs), or a :class:`~scmatch.model.Refinement` (e.g. with query pseudo-pairs).
+        Needs the reference pairs, also with a fitted model. The ``model`` given keeps its reference weights; the
+        embeddings and probabilities written come from the refined copy, and ``uns[key_added]["refinement"]``
+        records what it did. Measured in benchmarks/README.md, Refinement.
     random_state
-        Seed of training.
+        Seed of training (and of the refinement).
     key_added
         Prefix of the written keys.
     copy
@@ -157,8 +168,8 @@ def match_modalities(
       ``joint_embedding_key``, ``query`` (counts of matched cells), ``n_reference``, ``temperature``, ``history``
       (epoch, train_loss, val_score, val_smoothed, best_epoch), ``matching_solver`` (for the sparse Sinkhorn:
       ``sinkhorn_iterations``, ``sinkhorn_marginal_error``, ``sinkhorn_converged``), ``fingerprints`` (modality
-      -> fingerprint of the preprocessing the model was trained on, for recipe outputs) and ``projected_by_model``
-      (modalities whose counts the model projected).
+      -> fingerprint of the preprocessing the model was trained on, for recipe outputs), ``projected_by_model``
+      (modalities whose counts the model projected) and, with ``refine``, ``refinement``.
     - for those modalities, what ``recipe_*(mdata, reference=model)`` writes: ``.layers['counts']``, ``.X``,
       ``.obsm[rep]``, loadings and ``.uns['scmatch_recipe']``.
 
@@ -175,12 +186,18 @@ def match_modalities(
     (600, 600)
     """
     _check_settings(model, matching, top_k)
+    refinement = as_refinement(refine)
     model = MatchModel() if model is None else model
     inputs = _inputs(
         mdata, mod1=mod1, mod2=mod2, rep1=rep1, rep2=rep2, reference=reference, batch_key=batch_key, model=model
     )
+    if refinement is not None and inputs.n_ref < MIN_TRAINING_PAIRS:
+        raise ValueError(
+            f"`refine` fine-tunes on the reference pairs, and there are {inputs.n_ref} (at least "
+            f"{MIN_TRAINING_PAIRS} are needed). Pass the model's reference as `reference=`, or `refine=False`."
+        )
     _train(model, inputs, mods=(mod1, mod2), random_state=random_state)
-    result = _match(model, inputs, matching=matching, top_k=top_k)
+    result = _match(model, inputs, matching=matching, top_k=top_k, refinement=refinement, random_state=random_state)
     # all checks and computations are done: only now write
     target = mdata.copy() if copy else mdata
     params = {
@@ -216,19 +233,42 @@ def _train(model: MatchModel, inputs: _Inputs, *, mods: tuple[str, str], random_
     model.fingerprints_ = tuple(fingerprint for _, fingerprint in found)
 
 
-def _match(model: MatchModel, inputs: _Inputs, *, matching: str, top_k: int) -> _Result:
-    """Probabilities of the query cells, embeddings of every cell (and their shared projection), confidences."""
+def _match(
+    model: MatchModel,
+    inputs: _Inputs,
+    *,
+    matching: str,
+    top_k: int,
+    refinement: Refinement | None,
+    random_state: int | None,
+) -> _Result:
+    """Probabilities of the query cells, embeddings of every cell (and their shared projection), confidences.
+
+    With a ``refinement``, a refined copy of the model matches (:mod:`scmatch.model._refine`).
+    """
     solver: dict = {}
-    P_query = model.predict_proba(
-        inputs.query1, inputs.query2, batch1=inputs.batch1, batch2=inputs.batch2, matching=matching, top_k=top_k,
-        feature_names1=inputs.names1, feature_names2=inputs.names2, info=solver,
-    )  # fmt: skip
-    emb1 = model.transform(inputs.full1, modality=1, feature_names=inputs.names1)
-    emb2 = model.transform(inputs.full2, modality=2, feature_names=inputs.names2)
+    predict = {
+        "batch1": inputs.batch1, "batch2": inputs.batch2, "matching": matching, "top_k": top_k,
+        "feature_names1": inputs.names1, "feature_names2": inputs.names2, "info": solver,
+    }  # fmt: skip
+    refinement_info = None
+    if refinement is None:
+        P_query = model.predict_proba(inputs.query1, inputs.query2, **predict)
+        matcher = model
+    else:  # a refined copy matches; the model given keeps its reference weights
+        matcher, P_query, refinement_info = refine_model(
+            model, (inputs.ref1, inputs.ref2), (inputs.query1, inputs.query2), settings=refinement,
+            predict=predict, random_state=random_state,
+        )  # fmt: skip
+    emb1 = matcher.transform(inputs.full1, modality=1, feature_names=inputs.names1)
+    emb2 = matcher.transform(inputs.full2, modality=2, feature_names=inputs.names2)
     joint = None
-    if model.joint_ is not None:  # the shared projection for joint plots (scmatch.model._joint)
-        joint = (shared_projection(emb1, model.joint_, modality=1), shared_projection(emb2, model.joint_, modality=2))
-    return _Result(P_query, (emb1, emb2), joint, match_confidence(P_query), solver)
+    if matcher.joint_ is not None:  # the shared projection for joint plots (scmatch.model._joint)
+        joint = (
+            shared_projection(emb1, matcher.joint_, modality=1),
+            shared_projection(emb2, matcher.joint_, modality=2),
+        )
+    return _Result(P_query, (emb1, emb2), joint, match_confidence(P_query), solver, refinement_info)
 
 
 def _write(target: MuData, inputs: _Inputs, result: _Result, *, model, mods, params: dict, key_added: str) -> None:
@@ -262,6 +302,7 @@ def _write(target: MuData, inputs: _Inputs, result: _Result, *, model, mods, par
         "temperature": dict(model.temperature_),
         "matching_solver": result.solver,
         "history": {k: np.asarray(v) for k, v in model.history_.items()},
+        **({"refinement": result.refinement} if result.refinement is not None else {}),
     }
 
 
