@@ -23,7 +23,7 @@ PLAN = TrainingPlan(max_epochs=4, progress_bar=False)
 
 
 def _fast() -> MatchModel:
-    model = _fast()
+    model = MatchModel(**FAST)
     model.plan = PLAN
     return model
 
