@@ -86,12 +86,13 @@ def _knn(X: np.ndarray, labels: np.ndarray, is_train: np.ndarray, is_test: np.nd
 
 def _match(X1: np.ndarray, X2: np.ndarray, labels, is_train, is_test, seed: int) -> dict:
     import scmatch.metrics
-    from scmatch.model import MatchModel
+    from scmatch.model import MatchModel, TrainingPlan
 
     rng = np.random.default_rng([seed, 20211206])
     perm = rng.permutation(int(is_test.sum()))
     t0 = time.perf_counter()
-    model = MatchModel(progress_bar=False).fit(X1[is_train], X2[is_train], random_state=seed)
+    plan = TrainingPlan(progress_bar=False)
+    model = MatchModel().fit(X1[is_train], X2[is_train], plan=plan, random_state=seed)
     t1 = time.perf_counter()
     P = model.predict_proba(X1[is_test], X2[is_test][perm], matching="sinkhorn", top_k=1000)
     t2 = time.perf_counter()

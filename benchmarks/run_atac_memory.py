@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     from threadpoolctl import threadpool_limits
 
     import scmatch
-    from scmatch.model import MatchModel
+    from scmatch.model import MatchModel, TrainingPlan
 
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     X1 = np.asarray(mdata["rna"].obsm["X_pca"], dtype=np.float32)
     X2 = np.asarray(mdata["atac"].obsm["X_lsi"], dtype=np.float32)
     with peaks.stage("fit"):
-        MatchModel(progress_bar=False).fit(X1[ref], X2[ref], random_state=0)
+        MatchModel().fit(X1[ref], X2[ref], plan=TrainingPlan(progress_bar=False), random_state=0)
     peaks.close()
     record = {
         "n_cells": args.n_cells,

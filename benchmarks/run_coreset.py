@@ -4,7 +4,8 @@
     python benchmarks/run_coreset.py --plot     # score against fit time from the JSON records -> coreset.png
 
 Protocol of ../shared/BENCHMARKS.md (reference -> shuffled query, challenge metric), with
-``MatchModel(coreset=..., coreset_fraction=...)``: ``full`` trains on every reference pair, ``craig_F`` on a
+``MatchModel().fit(..., plan=scmatch.experimental.CoresetPlan(coreset=..., coreset_fraction=...))``: ``full`` trains
+on every reference pair, ``craig_F`` on a
 facility-location coreset of a share F of the pairs (weighted, re-selected every ``coreset_every`` epochs),
 ``random_F`` on a random subset of the same size, ``rs2_F`` on a random subset re-drawn every epoch
 (``coreset="random", coreset_every=1``: repeated random subsets, RS2, Okanovic et al. 2023), and ``full_eN``
@@ -45,21 +46,28 @@ def run_one(cache: str, method: str, seed: int, out: str, settings: dict, comman
     from threadpoolctl import threadpool_limits
 
     import scmatch.metrics
-    from scmatch.model import MatchModel
+    from scmatch.experimental import CoresetPlan, DistanceMatchModel
+    from scmatch.model import MatchModel, TrainingPlan
 
     torch.set_num_threads(1)
     threadpool_limits(1)
     split = MatchingSplit.load(cache).shuffled(seed)
     coreset, _, fraction = method.partition("_")
-    kw = dict(settings, progress_bar=False)
+    architecture = {k: v for k, v in settings.items() if k in ("alpha", "loss")}
+    kw = {"max_epochs": settings["epochs"]} if "epochs" in settings else {}
+    kw["progress_bar"] = False
+    if coreset != "full" and "coreset_every" in settings:
+        kw["coreset_every"] = settings["coreset_every"]
     if coreset == "full" and fraction:  # full_eN: every pair, N epochs
-        kw["epochs"] = int(fraction.removeprefix("e"))
+        kw["max_epochs"] = int(fraction.removeprefix("e"))
     elif coreset == "rs2":  # a fresh random subset every epoch
         kw.update(coreset="random", coreset_every=1, coreset_fraction=float(fraction))
     elif coreset != "full":
         kw.update(coreset=coreset, coreset_fraction=float(fraction))
+    plan = CoresetPlan(**kw) if "coreset" in kw else TrainingPlan(**kw)
     t0 = time.perf_counter()
-    model = MatchModel(**kw).fit(split.X1_train, split.X2_train, random_state=seed)
+    cls = MatchModel if architecture.get("loss", "infonce") in ("infonce", "triplet") else DistanceMatchModel
+    model = cls(**architecture).fit(split.X1_train, split.X2_train, plan=plan, random_state=seed)
     t1 = time.perf_counter()
     P = model.predict_proba(split.X1_test, split.X2_test, matching="sinkhorn", top_k=1000)
     t2 = time.perf_counter()
@@ -137,7 +145,8 @@ def _series(records: list[dict], dataset: str) -> dict[str, list[tuple]]:
     series: dict[str, list] = {}
     for method, rows in groups.items():
         if method.startswith("full"):
-            kind, tag = "full data", f"{rows[0]['settings'].get('epochs', 'default')} ep"
+            epochs = rows[0]["settings"].get("max_epochs", rows[0]["settings"].get("epochs", "default"))
+            kind, tag = "full data", f"{epochs} ep"
         else:
             kind, tag = SERIES.get(method.partition("_")[0], method.partition("_")[0]), method.partition("_")[2]
         fit, score = [r["fit_seconds"] for r in rows], [r["match_score"] for r in rows]

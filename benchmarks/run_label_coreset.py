@@ -1,4 +1,4 @@
-"""Coreset training of ``scmatch.tl.learn_metric`` (cell-type labels) against full data and random subsets.
+"""Coreset training of ``scmatch.experimental.learn_metric`` (cell-type labels) against full data and random subsets.
 
     python benchmarks/run_label_coreset.py --datasets simulated_50k --seeds 0 1 2
     python benchmarks/run_label_coreset.py --plot
@@ -138,7 +138,7 @@ def run(adata, dataset: str, method: str, seed: int, epochs: int, loss: str) -> 
 
     kw = settings(method, epochs)
     t0 = time.perf_counter()
-    scm.tl.learn_metric(
+    scm.experimental.learn_metric(
         adata, labels_key="cell_type", train_key="train", loss=loss, random_state=seed, progress_bar=False, **kw
     )
     wall = time.perf_counter() - t0

@@ -44,77 +44,79 @@ from _rss import peak_since_reset_mb, reset_peak, status_mb  # noqa: E402
 RESULTS = HERE / "results" / "matching"
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
-# One place for every method's settings. "model" goes to the constructor, "predict" to predict_proba.
+# One place for every method's settings. "model" goes to the constructor, "plan" (scmatch: a TrainingPlan) to fit,
+# "search" (scmatch: a Search) to the model before fitting (calibration matches with it too), "predict" to
+# predict_proba.
+_SCMATCH = {"cls": "scmatch.model:MatchModel", "predict": {"matching": "sinkhorn", "top_k": 1000}}
 METHODS: dict[str, dict] = {
     "random": {"cls": "baselines:RandomBaseline", "model": {}, "predict": {"top_k": 1000}},
     "linear": {"cls": "baselines:LinearBaseline", "model": {}, "predict": {"top_k": 1000}},
     "clip": {"cls": "baselines:ClipBaseline", "model": {}, "predict": {"top_k": 1000}},
-    "scmatch": {
-        "cls": "scmatch.model:MatchModel",
-        "model": {"progress_bar": False},
-        "predict": {"matching": "sinkhorn", "top_k": 1000},
-    },
-    "scmatch_alpha0": {
-        "cls": "scmatch.model:MatchModel",
-        "model": {"alpha": 0.0, "progress_bar": False},
-        "predict": {"matching": "sinkhorn", "top_k": 1000},
-    },
-    "scmatch_triplet": {
-        "cls": "scmatch.model:MatchModel",
-        "model": {"loss": "triplet", "progress_bar": False},
-        "predict": {"matching": "sinkhorn", "top_k": 1000},
-    },
-    "scmatch_ms": {
-        "cls": "scmatch.model:MatchModel",
-        "model": {"calibration": "match_score", "progress_bar": False},
-        "predict": {"matching": "sinkhorn", "top_k": 1000},
-    },
+    "scmatch": {**_SCMATCH, "model": {}, "plan": {"progress_bar": False}},
+    "scmatch_alpha0": {**_SCMATCH, "model": {"alpha": 0.0}, "plan": {"progress_bar": False}},
+    "scmatch_triplet": {**_SCMATCH, "model": {"loss": "triplet"}, "plan": {"progress_bar": False}},
+    "scmatch_ms": {**_SCMATCH, "model": {}, "plan": {"calibration": "match_score", "progress_bar": False}},
 }
-# the cross term in training: every in-batch pair (the design's form) against the default 16 candidates per row
-METHODS["scmatch_fullcross"] = {
-    "cls": "scmatch.model:MatchModel",
-    "model": {"cross_candidates": None, "progress_bar": False},
-    "predict": {"matching": "sinkhorn", "top_k": 1000},
-}
-METHODS["scmatch_cross32"] = {
-    "cls": "scmatch.model:MatchModel",
-    "model": {"cross_candidates": 32, "progress_bar": False},
-    "predict": {"matching": "sinkhorn", "top_k": 1000},
-}
+# the cross term in training: every in-batch pair (the design's form) against the default 32 candidates per row
+METHODS["scmatch_fullcross"] = {**_SCMATCH, "model": {}, "plan": {"n_cross": None, "progress_bar": False}}
+METHODS["scmatch_cross32"] = {**_SCMATCH, "model": {}, "plan": {"n_cross": 32, "progress_bar": False}}
 # accuracy ablation (benchmarks/README.md, Accuracy): calibration objective x ensemble size, set explicitly
 for _cal, _tag in (("nll", "nll"), ("match_score", "ms")):
     for _k in (1, 3, 5):
         METHODS[f"scmatch_{_tag}_k{_k}"] = {
-            "cls": "scmatch.model:MatchModel",
-            "model": {"calibration": _cal, "n_models": _k, "progress_bar": False},
-            "predict": {"matching": "sinkhorn", "top_k": 1000},
+            **_SCMATCH,
+            "model": {"n_models": _k},
+            "plan": {"calibration": _cal, "progress_bar": False},
         }
 # the cross term with everything else at the defaults (ensemble, match-score calibration)
 METHODS["scmatch_ms_k3_alpha0"] = {
-    "cls": "scmatch.model:MatchModel",
-    "model": {"calibration": "match_score", "n_models": 3, "alpha": 0.0, "progress_bar": False},
-    "predict": {"matching": "sinkhorn", "top_k": 1000},
+    **_SCMATCH,
+    "model": {"n_models": 3, "alpha": 0.0},
+    "plan": {"calibration": "match_score", "progress_bar": False},
 }
 # the cross term on each cell's best 50 candidates by i0 . c0 only, when matching (the default: all of them)
 METHODS["scmatch_ms_k3_rerank50"] = {
-    "cls": "scmatch.model:MatchModel",
-    "model": {"calibration": "match_score", "n_models": 3, "rerank_candidates": 50, "progress_bar": False},
-    "predict": {"matching": "sinkhorn", "top_k": 1000},
+    **_SCMATCH,
+    "model": {"n_models": 3},
+    "plan": {"calibration": "match_score", "progress_bar": False},
+    "search": {"n_cross": 50},
 }
-# the distance losses, like for like: Wasserstein-1 and Euclidean, triplet and InfoNCE/contrastive forms
+# the distance losses (scmatch.experimental), like for like: Wasserstein-1 and Euclidean, triplet and
+# InfoNCE/contrastive forms
 for _loss in ("winfonce", "wtriplet", "etriplet", "wcontrastive", "econtrastive"):
     METHODS[f"scmatch_{_loss}"] = {
-        "cls": "scmatch.model:MatchModel",
-        "model": {"loss": _loss, "progress_bar": False},
-        "predict": {"matching": "sinkhorn", "top_k": 1000},
+        **_SCMATCH,
+        "cls": "scmatch.experimental:DistanceMatchModel",
+        "model": {"loss": _loss},
+        "plan": {"progress_bar": False},
     }
 
 
 def _params(model) -> dict:
-    """The model's public constructor-like attributes (defaults included) that JSON can hold."""
+    """The model's public constructor-like attributes (defaults included) that JSON can hold.
+
+    scmatch's settings are grouped by role (``get_params()``): they are recorded as ``"group.name"``.
+    """
     params = model.get_params() if hasattr(model, "get_params") else vars(model)
+    params = {
+        f"{k}.{name}" if isinstance(v, dict) else k: value
+        for k, v in params.items()
+        for name, value in (v.items() if isinstance(v, dict) else [(None, v)])
+    }
     ok = (str, int, float, bool, type(None), list, tuple)
     return {k: v for k, v in params.items() if not k.startswith("_") and not k.endswith("_") and isinstance(v, ok)}
+
+
+def _fitted(spec: dict, cls, X1, X2, *, seed: int):
+    """``cls(**spec["model"])`` fitted on the training pairs, with the spec's plan and search (scmatch)."""
+    model = cls(**spec["model"])
+    fit_kw = {}
+    if "plan" in spec or "search" in spec:
+        from scmatch.model import Search, TrainingPlan
+
+        fit_kw["plan"] = TrainingPlan(**spec.get("plan", {}))
+        model.search = Search(**spec.get("search", {}))
+    return model.fit(X1, X2, random_state=seed, **fit_kw)
 
 
 def _method_class(spec: str):
@@ -150,7 +152,7 @@ def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command:
     peak_source = reset_peak()
 
     t0 = time.perf_counter()
-    model = cls(**spec["model"]).fit(split.X1_train, split.X2_train, random_state=seed)
+    model = _fitted(spec, cls, split.X1_train, split.X2_train, seed=seed)
     t1 = time.perf_counter()
     refinement = None
     if "refine" in spec:  # transductive refinement (scmatch.model.refine): match, fine-tune a copy, match again
@@ -196,8 +198,7 @@ def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command:
         "data": data,
         "settings": {
             "class": spec["cls"],
-            "model": spec["model"],
-            "predict": spec["predict"],
+            **{k: spec[k] for k in ("model", "plan", "search", "predict") if k in spec},
             "refine": spec.get("refine"),
         },
         **({"refinement": refinement} if refinement is not None else {}),

@@ -1,4 +1,4 @@
-"""Cell-similarity benchmark of ``scmatch.tl.learn_metric``: Euclidean vs Wasserstein-1 losses.
+"""Cell-similarity benchmark of ``scmatch.experimental.learn_metric``: Euclidean vs Wasserstein-1 losses.
 
     python benchmarks/run_metric_learning.py --datasets totalvi cite simulated --seeds 0 1 2
 
@@ -56,7 +56,7 @@ def run(split: MatchingSplit, method: str, seed: int, epochs: int) -> dict:
     if method == "pca":
         emb, metric = X, "euclidean"
     else:
-        scm.tl.learn_metric(
+        scm.experimental.learn_metric(
             adata, labels_key="cell_type", loss=method, train_key="train", epochs=epochs, random_state=seed
         )
         emb, metric = adata.obsm["X_metric"], adata.uns["metric"]["neighbors_metric"]

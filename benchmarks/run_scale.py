@@ -69,7 +69,7 @@ def run_size(n: int, methods: list[str], epochs: int, seed: int, out_dir: Path, 
     from threadpoolctl import threadpool_limits
 
     import scmatch.metrics
-    from scmatch.model import MatchModel
+    from scmatch.model import MatchModel, Search, TrainingPlan
 
     torch.set_num_threads(1)
     threadpool_limits(1)
@@ -90,14 +90,16 @@ def run_size(n: int, methods: list[str], epochs: int, seed: int, out_dir: Path, 
         else:
             if method == "scmatch_ann" and fitted is not None:  # the same fitted model, approximate candidates
                 model = copy.copy(fitted)
-                model.candidates = "pynndescent"
+                model.search = Search(method="pynndescent")
                 peaks.seconds[f"{method}_fit"] = peaks.seconds["scmatch_fit"]
                 peaks.peak_mb[f"{method}_fit"] = peaks.peak_mb["scmatch_fit"]
             else:
-                kw = {"candidates": "pynndescent"} if method == "scmatch_ann" else {}
-                model = MatchModel(epochs=epochs, patience=epochs, progress_bar=False, **kw)
+                model = MatchModel()
+                if method == "scmatch_ann":
+                    model.search = Search(method="pynndescent")
+                plan = TrainingPlan(max_epochs=epochs, patience=epochs, progress_bar=False)
                 with peaks.stage(f"{method}_fit"):
-                    model.fit(s["X1_train"], s["X2_train"], random_state=seed)
+                    model.fit(s["X1_train"], s["X2_train"], plan=plan, random_state=seed)
                 if method == "scmatch":
                     fitted = model
             with peaks.stage(f"{method}_match"):

@@ -87,7 +87,7 @@ def time_reductions(sim: sp.csr_matrix, temperature: float, repeats: int = 20) -
     """
     import torch
 
-    from scmatch.model._sinkhorn import _csr
+    from scmatch.model.solvers._sinkhorn import _csr
 
     n1, n2 = sim.shape
     cols = torch.from_numpy(sim.indices.astype(np.int64))
@@ -133,12 +133,25 @@ def time_reductions(sim: sp.csr_matrix, temperature: float, repeats: int = 20) -
     return out
 
 
+def _numpy_reference():
+    """The NumPy sparse Sinkhorn the torch one replaced: a test-side reference (tests/model/solvers)."""
+    import importlib.util
+
+    path = REPO / "tests" / "model" / "solvers" / "sinkhorn_reference.py"
+    spec = importlib.util.spec_from_file_location("sinkhorn_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.sinkhorn_sparse_numpy
+
+
 def run(n: int, args: argparse.Namespace, command: str) -> dict:
     """Build one support, time both solvers on it, write and return the JSON record."""
     import torch
     from threadpoolctl import threadpool_limits
 
-    from scmatch.model._matching import _sinkhorn_sparse_numpy, sinkhorn_sparse
+    from scmatch.model.solvers._matching import sinkhorn_sparse
+
+    _sinkhorn_sparse_numpy = _numpy_reference()
 
     torch.set_num_threads(1)
     threadpool_limits(1)

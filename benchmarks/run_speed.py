@@ -14,7 +14,7 @@ candidates, Sinkhorn), and each stage is timed on its own on the same embeddings
 - ``encode``: the query's embeddings and tokens;
 - ``search``: the dense ``i0 . c0`` matmul plus top-100 per row, in memory-bounded row chunks, the floor that any
   candidate search costs (``predict_proba`` is reported as a ratio to it);
-- ``rerank``: the cross-attention term on the candidates (each cell's best ``rerank_candidates`` of them, as
+- ``rerank``: the cross-attention term on the candidates (each cell's best ``Search.n_cross`` of them, as
   ``predict_proba`` does);
 - ``sinkhorn``: the sparse Sinkhorn on the candidate support, with its iterations and final marginal error.
 
@@ -25,6 +25,7 @@ cost can be measured at 100k without a 100k-pair fit.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -87,14 +88,15 @@ def run_size(n: int, seed: int, fit_cap: int | None, out_dir: Path, command: str
     import scmatch as scm
     from scmatch._utils import _device
     from scmatch.model import MatchModel
-    from scmatch.model._matching import match_block
-    from scmatch.model._parallel import member_threads
-    from scmatch.model._scoring import _rerank, candidate_similarities, encode, iter_chunks
 
     torch.set_num_threads(1)
     threadpool_limits(1)
     (mdata, truth), prep_s = _timed(_mudata, n, seed, fit_cap)
-    model = MatchModel(progress_bar=False)
+    model = MatchModel()
+    if hasattr(model, "plan"):  # the settings split by role
+        model.plan = dataclasses.replace(model.plan, progress_bar=False)
+    else:  # an older scmatch (--e2e-only): one flat list of settings
+        model = MatchModel(progress_bar=False)
     _, total_s = _timed(scm.tl.match_modalities, mdata, mod1="rna", mod2="atac", reference="is_reference", model=model)
     scores = scm.tl.evaluate_match(mdata, truth=truth)
     h = model.history_
@@ -106,6 +108,10 @@ def run_size(n: int, seed: int, fit_cap: int | None, out_dir: Path, command: str
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / f"simulated_{n}__scmatch__seed{seed}.json").write_text(json.dumps(record, indent=2))
         return record
+    from scmatch.model.solvers._matching import match_block
+    from scmatch.model.solvers._search import _rerank, candidate_similarities, encode, iter_chunks
+    from scmatch.model.train._parallel import member_threads
+
     rna, atac = mdata["rna"], mdata["atac"]
     q1 = rna.obsm["X_pca"][~rna.obs["is_reference"].to_numpy()]
     q2 = atac.obsm["X_lsi"][~atac.obs["is_reference"].to_numpy()]
@@ -114,18 +120,18 @@ def run_size(n: int, seed: int, fit_cap: int | None, out_dir: Path, command: str
     module, device = model.module_, _device("cpu")
     (emb1, tok1), enc1 = _timed(encode, module, q1, modality=1, device=device, keep_tokens=True)
     (emb2, tok2), enc2 = _timed(encode, module, q2, modality=2, device=device, keep_tokens=True)
-    search, search_s = _timed(candidate_similarities, module, emb1, emb2, n_candidates=model.n_candidates)
+    search, search_s = _timed(candidate_similarities, module, emb1, emb2, n_candidates=model.search.n_candidates)
 
     def dense_topk():
         rows = max(1, 16_000_000 // emb2.shape[0])
         for part in iter_chunks(emb1.shape[0], rows):
-            torch.topk(emb1[part] @ emb2.T, model.n_candidates, dim=1, sorted=False)
+            torch.topk(emb1[part] @ emb2.T, model.search.n_candidates, dim=1, sorted=False)
 
     _, dense_s = _timed(dense_topk)
     idx = torch.as_tensor(search.indices.reshape(emb1.shape[0], -1).astype(np.int64))
     val = torch.as_tensor(search.data.reshape(emb1.shape[0], -1).copy())
     with torch.no_grad():
-        _, rerank_s = _timed(_rerank, module, val, idx, tok1, tok2, device, 256, model.rerank_candidates)
+        _, rerank_s = _timed(_rerank, module, val, idx, tok1, tok2, device, 256, model.search.n_cross)
     sim = search.copy()
     sim.data = val.numpy().ravel()
     info: dict = {}
@@ -150,11 +156,11 @@ def run_size(n: int, seed: int, fit_cap: int | None, out_dir: Path, command: str
         "epoch_budget": h.get("epoch_budget"),
         "steps_per_epoch": h.get("steps_per_epoch"),
         "seconds_per_epoch": float(np.mean(h["seconds"])),
-        "pairs_per_second": float(h.get("steps_per_epoch", 0) * model.train_config.batch_size / np.mean(h["seconds"])),
+        "pairs_per_second": float(h.get("steps_per_epoch", 0) * model.plan.batch_size / np.mean(h["seconds"])),
         # the members train at once in threads on CPU: the ensemble's pairs per second, all members together
         "members_at_once": members_at_once,
         "ensemble_pairs_per_second": float(
-            members_at_once * h.get("steps_per_epoch", 0) * model.train_config.batch_size / np.mean(h["seconds"])
+            members_at_once * h.get("steps_per_epoch", 0) * model.plan.batch_size / np.mean(h["seconds"])
         ),
         "validation_seconds_per_epoch": float(np.mean(h["val_seconds"])) if h["val_seconds"] else 0.0,
         "calibration_seconds": float(h["calibration_seconds"]),
@@ -164,7 +170,7 @@ def run_size(n: int, seed: int, fit_cap: int | None, out_dir: Path, command: str
         "search_seconds": search_s,
         "dense_matmul_topk_seconds": dense_s,
         "rerank_seconds": rerank_s,
-        "rerank_candidates": getattr(model, "rerank_candidates", None),
+        "rerank_candidates": model.search.n_cross,
         "sinkhorn_seconds": sinkhorn_s,
         "sinkhorn_iterations": info.get("n_iter"),
         "sinkhorn_marginal_error": info.get("marginal_error"),

@@ -77,7 +77,7 @@ def load(dataset: str, *, n_comps: int = 50, n_top_genes: int = 2000, n_comps2: 
 # ---------------------------------------------------------------------------------------------- prototypes
 def _patch_attend() -> None:
     """Shim for a keyword mismatch in src (``_attend(..., own_first=)`` vs its parameter ``first``)."""
-    from scmatch.model._modules import CrossAttentionMatcher
+    from scmatch.model.nn._modules import CrossAttentionMatcher
 
     params = inspect.signature(CrossAttentionMatcher._attend).parameters
     if "own_first" in params or getattr(CrossAttentionMatcher, "_tune_patched", False):
@@ -97,22 +97,24 @@ def _zscore(X):
 
 
 def apply_variant(variant: str | None):
-    """Monkeypatch ``scmatch.model._model`` for a prototype; returns an undo callable."""
-    import scmatch.model._model as mm
+    """Monkeypatch ``scmatch.model._fit`` for a prototype; returns an undo callable.
 
-    saved = mm._standardization, mm.MatchModel._calibrate
+    ``calib_ms`` (the match-score calibration) became the default (``TrainingPlan(calibration="match_score")``); it
+    is accepted and changes nothing.
+    """
+    import scmatch.model._fit as fit
+
+    saved = fit.standardization
     if variant in (None, ""):
         return lambda: None
     for v in variant.split("+"):
         if v == "zscore":
-            mm._standardization = _zscore
-        elif v == "calib_ms":
-            mm.MatchModel._calibrate = _calibrate_match_score
-        else:
+            fit.standardization = _zscore
+        elif v != "calib_ms":
             raise ValueError(f"unknown variant {v!r}")
 
     def undo():
-        mm._standardization, mm.MatchModel._calibrate = saved
+        fit.standardization = saved
 
     return undo
 
@@ -124,7 +126,7 @@ ORACLE = True
 def _oracle(model, data: dict) -> dict:
     """Diagnostic only (uses the query truth): sinkhorn match score and cell-type mass at fixed temperatures."""
     import scmatch.metrics
-    from scmatch.model._matching import sinkhorn_dense
+    from scmatch.model.solvers._matching import sinkhorn_dense
 
     sim = model.similarity(data["X1_q"], data["X2_q"], n_candidates=data["X2_q"].shape[0]).toarray()
     curve = {}
@@ -139,34 +141,12 @@ def _oracle(model, data: dict) -> dict:
 TAU_SWEEP = (0.003, 0.01, 0.02, 0.03, 0.05, 0.08)
 
 
-def _calibrate_match_score(self, X1, X2) -> dict[str, float]:
-    """Prototype: temperatures maximising the mean probability of the true partner (the challenge metric)."""
-    import scipy.sparse as sp
-
-    from scmatch.model._matching import row_softmax, sinkhorn_dense
-
-    sim = self.similarity(X1, X2, n_candidates=X1.shape[0]).toarray()
-    out = {}
-    for name in ("softmax", "sinkhorn"):
-        scores = []
-        for tau in CALIB_GRID:
-            if name == "softmax":
-                P = row_softmax(sp.csr_matrix(sim), temperature=tau).toarray()
-            else:
-                P = sinkhorn_dense(sim, temperature=tau)
-            scores.append(np.mean(np.diag(P)))
-        out[name] = float(CALIB_GRID[int(np.argmax(scores))])
-    return out
-
-
-CALIB_GRID = np.geomspace(0.002, 1.0, 45)
-
-
 def run(data: dict, settings: dict, seed: int, matchings=("sinkhorn",)) -> list[dict]:
     import torch
 
     import scmatch.metrics
     from scmatch.model import MatchModel
+    from scmatch.model._legacy import from_flat
 
     settings = dict(settings)
     variant = settings.pop("variant", None)
@@ -174,9 +154,10 @@ def run(data: dict, settings: dict, seed: int, matchings=("sinkhorn",)) -> list[
     undo = apply_variant(variant)
     try:
         t0 = time.perf_counter()
-        model = MatchModel(**settings, progress_bar=False, device="cpu").fit(
-            data["X1_ref"], data["X2_ref"], random_state=seed
-        )
+        grouped = from_flat({**settings, "progress_bar": False, "device": "cpu"})  # the sweep's flat names
+        model = MatchModel(**grouped.model)
+        model.search = grouped.search
+        model.fit(data["X1_ref"], data["X2_ref"], plan=grouped.plan, random_state=seed)
         fit_s = time.perf_counter() - t0
         truth = np.arange(data["X1_q"].shape[0])
         oracle = _oracle(model, data) if ORACLE else {}

@@ -45,15 +45,11 @@ def matched_cite(data: Path, *, epochs: int, cache: Path | None) -> md.MuData:
         mdata[mod].obs["is_reference"] = (mdata[mod].obs["batch"] == "s1d1").to_numpy()
     scm.pp.recipe_rna(mdata, mod="rna")
     scm.pp.recipe_protein(mdata, mod="adt")
+    model = scm.model.MatchModel()
+    model.plan = scm.model.TrainingPlan(max_epochs=epochs, progress_bar=False)
     start = time.perf_counter()
     scm.tl.match_modalities(
-        mdata,
-        mod1="rna",
-        mod2="adt",
-        reference="is_reference",
-        batch_key="batch",
-        key_added="match",
-        model=scm.model.MatchModel(progress_bar=False, epochs=epochs),
+        mdata, mod1="rna", mod2="adt", reference="is_reference", batch_key="batch", key_added="match", model=model
     )
     print(f"matched in {time.perf_counter() - start:.0f} s")
     if cache is not None:

@@ -64,16 +64,12 @@ def main() -> None:
     ref, query = batch == "batch0", batch == "batch1"
     X1, X2 = mdata["rna"].obsm["X_pca"], mdata["atac"].obsm["X_lsi"]
 
-    model = scm.model.MatchModel(
-        epochs=args.epochs,
-        patience=args.epochs,
-        batch_size=args.batch_size,
-        alpha=args.alpha,
-        device=device,
-        progress_bar=rank == 0,
+    model = scm.model.MatchModel(alpha=args.alpha, device=device)
+    plan = scm.model.TrainingPlan(
+        max_epochs=args.epochs, patience=args.epochs, batch_size=args.batch_size, progress_bar=rank == 0
     )
     t0 = time.perf_counter()
-    model.fit(X1[ref], X2[ref], random_state=0)
+    model.fit(X1[ref], X2[ref], plan=plan, random_state=0)
     seconds = time.perf_counter() - t0
 
     digests = [None] * world

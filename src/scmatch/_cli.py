@@ -72,9 +72,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _model(epochs: int | None):
-    from .model import MatchModel
+    from .model import MatchModel, TrainingPlan
 
-    return MatchModel() if epochs is None else MatchModel(epochs=epochs)
+    model = MatchModel()
+    if epochs is not None:
+        model.plan = TrainingPlan(max_epochs=epochs)
+    return model
 
 
 def _preprocess(mdata, mods) -> None:

@@ -7,8 +7,12 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from scmatch.model import MatchModel, _scoring
-from scmatch.model._matching import sinkhorn_dense
+from scmatch.model import MatchModel, Search, TrainingPlan
+from scmatch.model.nn._metric import Metric
+from scmatch.model.solvers import _search
+from scmatch.model.solvers._matching import sinkhorn_dense
+from scmatch.model.train import _stopping
+from scmatch.model.train._objective import Objective
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +22,8 @@ def fitted(toy_pairs):
     # float32 rounding of the similarities alone moves probabilities by up to 3e-5 at the sharper match-score
     # temperature, or 2e-6 when three members' similarities are summed in another order (measured); the ensemble's
     # similarity is checked against its members in test_ensemble.py
-    settings = {"epochs": 15, "batch_size": 128, "progress_bar": False, "n_tokens": 4, "d_model": 32}
-    return MatchModel(calibration="nll", n_models=1, **settings).fit(x1[:400], x2[:400], random_state=0)
+    plan = TrainingPlan(max_epochs=15, batch_size=128, progress_bar=False, calibration="nll")
+    return MatchModel(n_models=1, n_tokens=4, d_model=32).fit(x1[:400], x2[:400], plan=plan, random_state=0)
 
 
 def _dense_similarity(model, x1, x2):
@@ -31,18 +35,18 @@ def test_chunking_does_not_change_the_result(fitted, toy_pairs, monkeypatch):
     x1, x2 = toy_pairs[0][400:], toy_pairs[1][400:]
     emb = [torch.as_tensor(fitted.transform(x, modality=m)) for m, x in ((1, x1), (2, x2))]
     tokens = [
-        _scoring.encode(fitted.module_, x, modality=m, device=torch.device("cpu"), keep_tokens=True)[1]
+        _search.encode(fitted.module_, x, modality=m, device=torch.device("cpu"), keep_tokens=True)[1]
         for m, x in ((1, x1), (2, x2))
     ]
 
     def candidates(rerank_chunk):
-        return _scoring.candidate_similarities(
+        return _search.candidate_similarities(
             fitted.module_, *emb, tokens1=tokens[0], tokens2=tokens[1], n_candidates=10, rerank_chunk=rerank_chunk
         )
 
     whole, P_whole = candidates(256), fitted.predict_proba(x1, x2, top_k=10)
     # 7 rows per candidate-search chunk and 3 rows per re-ranking chunk instead of all 100 at once
-    monkeypatch.setattr(_scoring, "CHUNK_ENTRIES", 7 * x2.shape[0])
+    monkeypatch.setattr(_search, "CHUNK_ENTRIES", 7 * x2.shape[0])
     chunked, P_chunked = candidates(3), fitted.predict_proba(x1, x2, top_k=10)
     for S in (whole, chunked):
         S.sort_indices()
@@ -55,7 +59,7 @@ def test_full_support_equals_dense_sinkhorn(fitted, toy_pairs):
     """With every column a candidate, the bounded path is the exact path: POT's dense Sinkhorn on all pairs."""
     x1, x2 = toy_pairs[0][400:], toy_pairs[1][400:]
     model = copy.copy(fitted)
-    model.n_candidates, model.rerank_candidates = x2.shape[0], None  # every pair with its cross term
+    model.search = Search(n_candidates=x2.shape[0], n_cross=None)  # every pair with its cross term
     P = model.predict_proba(x1, x2, matching="sinkhorn", top_k=x2.shape[0]).toarray()
     # the similarities: the candidate path (gathered per-cell projections) against the all-pairs attention, equal
     # up to float32 rounding; that rounding (1e-7) moves probabilities by up to 4e-6 at this temperature, so the
@@ -71,9 +75,8 @@ def test_top_k_softmax_equals_dense_softmax_truncated(fitted, toy_pairs):
     x1, x2 = toy_pairs[0][400:], toy_pairs[1][400:]
     k = 10
     model = copy.copy(fitted)
-    model.rerank_candidates = None
+    model.search = Search(n_cross=None)
     P = model.predict_proba(x1, x2, matching="softmax", top_k=k)
-    model.n_candidates = k
     S = _dense_similarity(model, x1, x2) / fitted.temperature_["softmax"]
     top = np.argsort(-S, axis=1, kind="stable")[:, :k]
     logits = np.take_along_axis(S, top, axis=1)
@@ -85,10 +88,10 @@ def test_top_k_softmax_equals_dense_softmax_truncated(fitted, toy_pairs):
 
 
 def test_restricted_reranking_is_its_definition(fitted, toy_pairs):
-    """``rerank_candidates=r``: the r best by i0 . c0 get the exact similarity, the rest the row's lowest cross term."""
+    """``Search(n_cross=r)``: the r best by i0 . c0 get the exact similarity, the rest the row's lowest cross term."""
     x1, x2 = toy_pairs[0][400:], toy_pairs[1][400:]
     model = copy.copy(fitted)
-    model.n_candidates, model.rerank_candidates = 40, 15
+    model.search = Search(n_candidates=40, n_cross=15)
     S = model.similarity(x1, x2).toarray()
     with torch.no_grad():
         module = model.module_
@@ -108,17 +111,16 @@ def test_restricted_reranking_is_its_definition(fitted, toy_pairs):
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True])
-def test_rerank_candidates_must_be_a_count(bad):
-    with pytest.raises(ValueError, match="`rerank_candidates` must be an integer >= 1"):
-        MatchModel(rerank_candidates=bad)
+def test_cross_term_candidates_must_be_a_count(bad):
+    with pytest.raises(ValueError, match="`n_cross` must be an integer >= 1"):
+        Search(n_cross=bad)
 
 
 def test_restricted_support_stays_close_to_the_exact_path(fitted, toy_pairs):
     """20 candidates of 100 columns: Sinkhorn on the restricted support vs on all pairs (the stated tolerance)."""
     x1, x2 = toy_pairs[0][400:], toy_pairs[1][400:]
     model = copy.copy(fitted)
-    model.n_candidates = 20
-    P = model.predict_proba(x1, x2, matching="sinkhorn", top_k=20).toarray()
+    P = model.predict_proba(x1, x2, matching="sinkhorn", top_k=20, search=Search(n_candidates=20)).toarray()
     exact = sinkhorn_dense(_dense_similarity(model, x1, x2), temperature=model.temperature_["sinkhorn"])
     truth = np.arange(100)
     assert abs(P[truth, truth].mean() - exact[truth, truth].mean()) < 0.02
@@ -129,8 +131,7 @@ def test_approximate_candidates_match_the_exact_ones(fitted, toy_pairs):
     """pynndescent candidates: recall of the exact top-20 and the resulting probabilities (stated tolerance)."""
     x1, x2 = toy_pairs[0][400:], toy_pairs[1][400:]
     exact, ann = copy.copy(fitted), copy.copy(fitted)
-    exact.n_candidates = ann.n_candidates = 20
-    ann.candidates = "pynndescent"
+    exact.search, ann.search = Search(n_candidates=20), Search(method="pynndescent", n_candidates=20)
     S_exact, S_ann = exact.similarity(x1, x2), ann.similarity(x1, x2)
     recall = np.mean(
         [
@@ -147,17 +148,16 @@ def test_approximate_candidates_match_the_exact_ones(fitted, toy_pairs):
 
 
 def test_candidate_validation_equals_all_pairs_when_every_cell_is_a_candidate(fitted, toy_pairs, monkeypatch):
-    from scmatch.model import _train
-
     x1, x2 = toy_pairs[0][400:], toy_pairs[1][400:]
     cpu = torch.device("cpu")
-    exact = _train.validation_score(fitted.module_, x1, x2, cpu)  # 100 cells: every pair scored
-    monkeypatch.setattr(_train, "VAL_CANDIDATES", 100)
-    bounded = _train._candidate_mrr(fitted.module_, x1, x2, cpu, _train.TrainConfig())
+    objective = Objective("infonce", Metric())
+    exact = _stopping.validation_score(fitted.module_, x1, x2, cpu, objective=objective)  # every pair scored
+    monkeypatch.setattr(_stopping, "VAL_CANDIDATES", 100)
+    bounded = _stopping._candidate_mrr(fitted.module_, x1, x2, cpu, objective)
     assert bounded == pytest.approx(exact, abs=1e-6)
     # with 10 candidates a partner outside them counts as rank infinity: the score can only drop, a little (the
     # all-pairs score is a float32 mean of reciprocal ranks, the bounded one a float64 mean: equal ranks can differ
     # by float32 rounding, 1.2e-8 here)
-    monkeypatch.setattr(_train, "VAL_CANDIDATES", 10)
-    few = _train.validation_score(fitted.module_, x1, x2, cpu)
+    monkeypatch.setattr(_stopping, "VAL_CANDIDATES", 10)
+    few = _stopping.validation_score(fitted.module_, x1, x2, cpu, objective=objective)
     assert exact - 0.05 < few <= exact + 1e-7

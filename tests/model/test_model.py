@@ -5,12 +5,12 @@ import pytest
 import scipy.sparse as sp
 
 from scmatch.metrics import match_score, top_k_accuracy
-from scmatch.model import MatchModel
+from scmatch.model import MatchModel, Search, TrainingPlan
 
 
-def _fit(x1, x2, **kw):
-    settings = {"epochs": 40, "batch_size": 128, "progress_bar": False, "n_tokens": 4, "d_model": 32}
-    return MatchModel(**{**settings, **kw}).fit(x1, x2, random_state=0)
+def _fit(x1, x2, **plan):
+    plan = TrainingPlan(**{"max_epochs": 40, "batch_size": 128, "progress_bar": False, **plan})
+    return MatchModel(n_tokens=4, d_model=32).fit(x1, x2, plan=plan, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +33,12 @@ def test_learns_the_pairing(fitted, toy_pairs):
 
 def test_same_seed_same_result(toy_pairs):
     x1, x2 = toy_pairs
-    a = _fit(x1[:200], x2[:200], epochs=5).predict_proba(x1[400:], x2[400:])
-    b = _fit(x1[:200], x2[:200], epochs=5).predict_proba(x1[400:], x2[400:])
+    a = _fit(x1[:200], x2[:200], max_epochs=5).predict_proba(x1[400:], x2[400:])
+    b = _fit(x1[:200], x2[:200], max_epochs=5).predict_proba(x1[400:], x2[400:])
     assert (a != b).nnz == 0
-    c = MatchModel(epochs=5, batch_size=128, progress_bar=False, n_tokens=4, d_model=32)
-    c = c.fit(x1[:200], x2[:200], random_state=1).predict_proba(x1[400:], x2[400:])
+    c = MatchModel(n_tokens=4, d_model=32)
+    plan = TrainingPlan(max_epochs=5, progress_bar=False)
+    c = c.fit(x1[:200], x2[:200], plan=plan, random_state=1).predict_proba(x1[400:], x2[400:])
     assert (a != c).nnz > 0
 
 
@@ -46,11 +47,11 @@ def test_sparse_input_equals_dense(toy_pairs):
     x1 = np.maximum(x1, 0)  # some zeros to make sparsity meaningful
     # calibrated for the likelihood: the sharper match-score temperature would amplify the float32 rounding of
     # identical similarities past the tolerance (the similarities are compared on their own below)
-    a, b = _fit(x1[:200], x2[:200], epochs=3, calibration="nll"), _fit(sp.csr_matrix(x1[:200]), x2[:200], epochs=3)
+    a = _fit(x1[:200], x2[:200], max_epochs=3, calibration="nll")
+    b = _fit(sp.csr_matrix(x1[:200]), x2[:200], max_epochs=3)
     np.testing.assert_allclose(
         a.similarity(x1[400:], x2[400:]).toarray(), b.similarity(sp.csr_matrix(x1[400:]), x2[400:]).toarray(), atol=1e-5
     )
-    b.calibration = "nll"
     b.temperature_ = a.temperature_
     dense = a.predict_proba(x1[400:], x2[400:])
     sparse = b.predict_proba(sp.csr_matrix(x1[400:]), x2[400:])
@@ -93,7 +94,8 @@ def test_save_load_roundtrip(fitted, toy_pairs, tmp_path):
     loaded = MatchModel.load(tmp_path / "m", device="cpu")
     a, b = fitted.predict_proba(x1[400:], x2[400:]), loaded.predict_proba(x1[400:], x2[400:])
     assert (a != b).nnz == 0
-    assert loaded.get_params()["alpha"] == fitted.alpha
+    assert loaded.get_params()["model"] == {**fitted.get_params()["model"], "device": "cpu"}
+    assert loaded.get_params()["model"]["alpha"] == fitted.alpha and loaded.plan == fitted.plan
     with pytest.raises(ValueError, match="overwrite=True"):
         fitted.save(tmp_path / "m")
 
@@ -133,10 +135,11 @@ def test_wrong_features_refused(fitted, toy_pairs):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"loss": "hinge"}, "Unknown loss"),
+        ({"loss": "hinge"}, "Unknown loss 'hinge'; use one of"),
         ({"alpha": -1}, "alpha"),
-        ({"batch_size": 1}, "batch_size"),
-        ({"validation_fraction": 1.0}, "validation_fraction"),
+        ({"dropout": 1.0}, r"`dropout` must be in \[0, 1\)"),
+        ({"n_layers": -1}, "`n_layers` must be an integer >= 0"),
+        ({"d_model": 30, "n_heads": 4}, r"`d_model` \(30\) must be divisible"),
     ],
 )
 def test_bad_settings(kwargs, message):
@@ -144,9 +147,81 @@ def test_bad_settings(kwargs, message):
         MatchModel(**kwargs)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": 1}, "batch_size"),
+        ({"validation_fraction": 1.0}, "validation_fraction"),
+        ({"max_epochs": 0}, "`max_epochs` must be an integer >= 1, got 0"),
+        ({"lr": -1e-3}, r"`lr` must be a number > 0, got -0\.001"),
+        ({"infonce_temperature": 0}, "`infonce_temperature` must be a number > 0"),
+        ({"n_cross": 0}, "`n_cross` must be an integer >= 1"),
+        ({"calibration": "ece"}, "Unknown calibration 'ece'"),
+    ],
+)
+def test_bad_training_plan(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainingPlan(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"method": "annoy"}, "Unknown search method 'annoy'"),
+        ({"n_candidates": 0}, "`n_candidates` must be an integer >= 1"),
+        ({"n_cross": 2.5}, "`n_cross` must be an integer >= 1"),
+    ],
+)
+def test_bad_search(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Search(**kwargs)
+
+
+def test_settings_are_grouped_by_role():
+    model = MatchModel(n_models=2, d_model=32)
+    params = model.get_params()
+    assert set(params) == {"model", "plan", "search"}
+    assert params["model"] == {
+        "n_tokens": 4, "d_model": 32, "d_embed": 64, "n_heads": 4, "n_layers": 1, "dropout": 0.3, "alpha": 1.0,
+        "loss": "infonce", "n_models": 2, "device": "auto",
+    }  # fmt: skip
+    assert TrainingPlan(**params["plan"]) == TrainingPlan() and Search(**params["search"]) == Search()
+    assert MatchModel(**params["model"]).get_params() == params
+    assert MatchModel().n_models == 3  # the default ensemble
+    with pytest.raises(TypeError, match="unexpected keyword arguments \\['dimensions'\\]"):
+        MatchModel(dimensions=3)
+
+
+def test_fit_uses_the_given_plan_and_keeps_it(toy_pairs):
+    x1, x2 = toy_pairs
+    model = MatchModel(n_models=1, n_tokens=2, d_model=16, d_embed=16)
+    model.plan = TrainingPlan(max_epochs=2, progress_bar=False)
+    model.fit(x1[:100], x2[:100])
+    assert len(model.history_["epoch"]) == 2
+    plan = TrainingPlan(max_epochs=1, progress_bar=False)
+    model.fit(x1[:100], x2[:100], plan=plan)
+    assert len(model.history_["epoch"]) == 1 and model.plan is plan
+    with pytest.raises(TypeError, match=r"`plan` must be a scmatch\.model\.TrainingPlan, got dict"):
+        model.fit(x1[:100], x2[:100], plan={"max_epochs": 1})
+
+
+def test_search_at_matching(fitted, toy_pairs):
+    x1, x2 = toy_pairs
+    few = fitted.predict_proba(x1[400:], x2[400:], search=Search(n_candidates=5), top_k=5)
+    assert np.diff(few.indptr).max() <= 5
+    # the search given to predict_proba is used for that call only; the model keeps its own
+    assert fitted.search == Search()
+    np.testing.assert_allclose(
+        fitted.predict_proba(x1[400:], x2[400:], search=Search()).toarray(),
+        fitted.predict_proba(x1[400:], x2[400:]).toarray(),
+    )
+    with pytest.raises(TypeError, match=r"`search` must be a scmatch\.model\.Search, got str"):
+        fitted.predict_proba(x1[400:], x2[400:], search="pynndescent")
+
+
 def test_bad_inputs(toy_pairs):
     x1, x2 = toy_pairs
-    model = MatchModel(epochs=1, progress_bar=False)
+    model = MatchModel()
     with pytest.raises(ValueError, match="same number of cells"):
         model.fit(x1[:10], x2[:11])
     bad = x1[:50].copy()
@@ -158,38 +233,39 @@ def test_bad_inputs(toy_pairs):
 
 
 def test_divergence_is_reported(toy_pairs):
-    from scmatch.model._train import TrainingDivergedError
+    from scmatch.model.train._loop import TrainingDivergedError
 
     x1, x2 = toy_pairs
-    model = MatchModel(epochs=2, lr=1e30, progress_bar=False, noise=0.0)
+    model = MatchModel()
+    plan = TrainingPlan(max_epochs=2, lr=1e30, progress_bar=False, noise=0.0)
     with pytest.raises(TrainingDivergedError, match="Training diverged"):
-        model.fit(x1[:100] * 1e30, x2[:100], random_state=0)
+        model.fit(x1[:100] * 1e30, x2[:100], plan=plan, random_state=0)
     assert model.module_ is None
 
 
 def test_training_within_the_warm_up_keeps_the_last_epoch(toy_pairs):
     x1, x2 = toy_pairs
-    model = _fit(x1[:200], x2[:200], epochs=3, warmup_epochs=10)
+    model = _fit(x1[:200], x2[:200], max_epochs=3, warmup_epochs=10)
     assert model.history_["best_epoch"] == 2  # no early-stopping candidate yet: the last weights are kept
     assert len(model.history_["seconds"]) == len(model.history_["val_seconds"]) == 3
     assert model.history_["calibration_seconds"] > 0
 
 
 def test_too_small_reference_refused_before_training(toy_pairs, monkeypatch):
-    from scmatch.model import _model
+    from scmatch.model import _fit
 
     def never(*args, **kwargs):
         raise AssertionError("nothing may be built or trained")
 
-    monkeypatch.setattr(_model, "train", never)
-    monkeypatch.setattr(_model, "CrossAttentionMatcher", never)
+    monkeypatch.setattr(_fit, "train", never)
+    monkeypatch.setattr(_fit, "CrossAttentionMatcher", never)
     x1, x2 = toy_pairs
-    model = MatchModel(epochs=1, progress_bar=False)
+    model = MatchModel()
     message = r"Too few paired reference cells \(49\): fitting needs at least 50 .*Add paired cells to the reference"
     with pytest.raises(ValueError, match=message):
         model.fit(x1[:49], x2[:49])
     with pytest.raises(ValueError, match=r"\(49\)"):  # also without a validation slice
-        MatchModel(epochs=1, progress_bar=False, validation_fraction=0).fit(x1[:49], x2[:49])
+        MatchModel().fit(x1[:49], x2[:49], plan=TrainingPlan(validation_fraction=0))
     assert model.module_ is None and model.history_ == {} and model.temperature_ == {}
 
 
@@ -204,31 +280,31 @@ def test_too_small_reference_refused_before_training(toy_pairs, monkeypatch):
     ],
 )
 def test_validation_slice_size(toy_pairs, monkeypatch, n, fraction, n_val):
-    from scmatch.model import _model
+    from scmatch.model import _fit
 
     seen = {}
-    original = _model.train
+    original = _fit.train
 
     def spy(module, X1, X2, *, validation, **kwargs):
         seen.update(train=X1.shape[0], validation=0 if validation is None else validation[0].shape[0])
         return original(module, X1, X2, validation=validation, **kwargs)
 
-    def calibrate(self, X1, X2, module=None):
-        seen.update(calibration=X1.shape[0])
+    def calibrate(sim, *, calibration):
+        seen.update(calibration=sim.shape[0])
         return {"softmax": 0.1, "sinkhorn": 0.1}
 
-    monkeypatch.setattr(_model, "train", spy)
-    monkeypatch.setattr(MatchModel, "_calibrate", calibrate)
+    monkeypatch.setattr(_fit, "train", spy)
+    monkeypatch.setattr(_fit, "calibrate", calibrate)
     x1, x2 = toy_pairs
-    tiny = {"epochs": 1, "n_tokens": 2, "d_model": 16, "d_embed": 16, "progress_bar": False}
-    MatchModel(**tiny, validation_fraction=fraction).fit(x1[:n], x2[:n])
+    plan = TrainingPlan(max_epochs=1, progress_bar=False, validation_fraction=fraction)
+    MatchModel(n_tokens=2, d_model=16, d_embed=16).fit(x1[:n], x2[:n], plan=plan)
     assert seen == {"train": n - n_val, "validation": n_val, "calibration": n_val or n}
 
 
 def test_grid_search_runs_each_stage_in_one_call():
     """The temperature search asks for every coarse point in one call and the best one's neighbours in a second,
     never twice for a point, and finds the minimum of a unimodal objective."""
-    from scmatch.model._model import TEMPERATURE_GRID, _grid_argmin
+    from scmatch.model.solvers._calibration import TEMPERATURE_GRID, grid_argmin
 
     calls = []
 
@@ -236,7 +312,7 @@ def test_grid_search_runs_each_stage_in_one_call():
         calls.append(np.asarray(values))
         return list((np.log(values) - np.log(TEMPERATURE_GRID[21])) ** 2)
 
-    assert _grid_argmin(objective) == 21
+    assert grid_argmin(objective) == 21
     assert len(calls) == 2
     np.testing.assert_array_equal(calls[0], TEMPERATURE_GRID[0:45:4])  # 0, 4, ..., 44: the last point is one
     np.testing.assert_array_equal(calls[1], TEMPERATURE_GRID[[17, 18, 19, 21, 22, 23]])

@@ -8,16 +8,17 @@ import pytest
 import torch
 
 from scmatch._errors import InvalidFileError
-from scmatch.model import MatchModel, _manifest, _persist
+from scmatch.model import MatchModel, TrainingPlan, _manifest, _persist
 
-TINY = {"epochs": 2, "n_tokens": 2, "d_model": 16, "d_embed": 16, "progress_bar": False, "device": "cpu"}
+TINY = {"n_tokens": 2, "d_model": 16, "d_embed": 16, "device": "cpu"}
+PLAN = TrainingPlan(max_epochs=2, progress_bar=False)
 
 
 @pytest.fixture(scope="module")
 def two_models(toy_pairs):
     """Two different small models (other seeds), fitted on 60 pairs."""
     x1, x2 = toy_pairs
-    return [MatchModel(**TINY).fit(x1[:60], x2[:60], random_state=seed) for seed in (0, 1)]
+    return [MatchModel(**TINY).fit(x1[:60], x2[:60], plan=PLAN, random_state=seed) for seed in (0, 1)]
 
 
 def _query(toy_pairs):
@@ -128,7 +129,7 @@ def _save(model, path, **kwargs):
     module = model.module_
     _persist.save_model(
         path,
-        params=model.get_params(),
+        params=model._flat_params(),
         state=module.state_dict(),
         extra={
             "n_features": [int(module.shift1.shape[0]), int(module.shift2.shape[0])],
@@ -157,7 +158,7 @@ def test_extra_files_are_checksummed_and_verified(two_models, toy_pairs, tmp_pat
         data = (folder / name).read_bytes()
         assert entry == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     params, _, extra = _persist.load_model(folder)
-    assert extra["files"] == ["extra.json", "extra.npz"] and params == two_models[0].get_params()
+    assert extra["files"] == ["extra.json", "extra.npz"] and params == two_models[0]._flat_params()
     # the listed files belong to the model: overwriting it is allowed and replaces them
     _save(two_models[1], folder, overwrite=True)
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "manifest.json", "model.pt"]

@@ -11,10 +11,17 @@ import torch
 from anndata import AnnData
 
 import scmatch as scm
-from scmatch.model import MatchModel, Refinement, refine
-from scmatch.model._refine import as_refinement, mutual_best
+from scmatch.experimental import CoresetPlan
+from scmatch.model import MatchModel, Refinement, TrainingPlan, refine
+from scmatch.model._refine import _refinement_plan, as_refinement, mutual_best
 
-FAST = {"epochs": 15, "d_model": 32, "progress_bar": False}
+FAST = TrainingPlan(max_epochs=15, progress_bar=False)
+
+
+def _fast() -> MatchModel:
+    model = MatchModel(d_model=32)
+    model.plan = FAST
+    return model
 
 
 def test_mutual_best_by_hand():
@@ -63,7 +70,7 @@ def test_as_refinement():
 @pytest.fixture(scope="module")
 def fitted(toy_pairs):
     x1, x2 = toy_pairs
-    model = MatchModel(**FAST).fit(x1[:400], x2[:400], random_state=0)
+    model = _fast().fit(x1[:400], x2[:400], random_state=0)
     return model, (x1[:400], x2[:400]), (x1[400:], x2[400:])
 
 
@@ -110,7 +117,7 @@ def _toy(pairs, n_ref: int) -> md.MuData:
 
 def test_match_modalities_records_refinement(toy_pairs):
     mdata = _toy(toy_pairs, 200)
-    model = MatchModel(**FAST)
+    model = _fast()
     scm.tl.match_modalities(mdata, reference="is_reference", model=model, refine=Refinement(steps=40))
     info = mdata.uns["match"]["refinement"]
     assert info["settings"]["steps"] == 40 and list(info["n_pseudo_pairs"]) == [0]
@@ -123,7 +130,7 @@ def test_match_modalities_records_refinement(toy_pairs):
 
 
 def test_match_modalities_refine_needs_reference_pairs(toy_pairs):
-    fitted = MatchModel(**FAST)
+    fitted = _fast()
     scm.tl.match_modalities(_toy(toy_pairs, 200), reference="is_reference", model=fitted)
     mdata = _toy(toy_pairs, 0)  # no cell marked as reference: nothing to fine-tune on
     before = mdata.copy()
@@ -131,3 +138,12 @@ def test_match_modalities_refine_needs_reference_pairs(toy_pairs):
         scm.tl.match_modalities(mdata, reference="is_reference", model=fitted, refine=True)
     assert "match" not in mdata.uns and not mdata.obsp
     assert set(mdata["rna"].obsm) == set(before["rna"].obsm)
+
+
+def test_refinement_plan_from_the_model_plan():
+    """Every pair (a coreset plan becomes a plain one), a lower rate, no warm-up, the steps shared, no bar."""
+    plan = CoresetPlan(lr=2e-3, warmup_epochs=5, batch_size=64, coreset="random")
+    refined = _refinement_plan(plan, Refinement(steps=100, lr_factor=0.5), n_members=3)
+    assert type(refined) is TrainingPlan
+    assert (refined.lr, refined.max_steps, refined.warmup_epochs, refined.progress_bar) == (1e-3, 34, 0, False)
+    assert refined.batch_size == 64 and refined.max_epochs == plan.max_epochs

@@ -12,7 +12,7 @@ import pytest
 from matplotlib.collections import PathCollection
 
 import scmatch as scm
-from scmatch.model import MatchModel
+from scmatch.model import MatchModel, TrainingPlan
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,8 @@ def cite(cite_path):
         mdata[mod].obs["is_reference"] = (mdata[mod].obs["batch"] == "s1d1").to_numpy()
     scm.pp.recipe_rna(mdata, mod="rna")
     scm.pp.recipe_protein(mdata, mod="adt")
-    model = MatchModel(epochs=20, batch_size=128, n_tokens=4, d_model=32, progress_bar=False)
+    model = MatchModel(n_tokens=4, d_model=32)
+    model.plan = TrainingPlan(max_epochs=20, batch_size=128, progress_bar=False)
     scm.tl.match_modalities(mdata, mod1="rna", mod2="adt", reference="is_reference", batch_key="batch", model=model)
     return mdata, model
 

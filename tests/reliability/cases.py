@@ -12,6 +12,7 @@ This module imports no pytest, so the docs script can use it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import io as _io
 import re
@@ -31,22 +32,25 @@ import scipy.sparse as sp
 
 import scmatch as scm
 from scmatch._cli import main as cli_main
-from scmatch.model import MatchModel
+from scmatch.model import MatchModel, TrainingPlan
 from scmatch.model._model import MIN_REFERENCE_PAIRS
-from scmatch.model._train import TrainingDivergedError
+from scmatch.model.train._loop import TrainingDivergedError
 
 from .snapshot import assert_unchanged, snapshot
 
-#: tiny model settings: fast to train, fewer reference cells (50) than the batch size (64)
-TINY = {
-    "epochs": 2,
-    "n_tokens": 2,
-    "d_model": 16,
-    "d_embed": 16,
-    "batch_size": 64,
-    "progress_bar": False,
-    "device": "cpu",
-}
+#: tiny network settings, fast to train
+TINY = {"n_tokens": 2, "d_model": 16, "d_embed": 16, "device": "cpu"}
+#: its training plan: two epochs, fewer reference cells (50) than the batch size (64)
+TINY_PLAN = TrainingPlan(max_epochs=2, batch_size=64, progress_bar=False)
+
+
+def tiny_model(*, loss: str = "infonce", **plan) -> MatchModel:
+    """An unfitted MatchModel of the TINY settings carrying TINY_PLAN (with the changes in ``plan``)."""
+    model = MatchModel(**TINY, loss=loss)
+    model.plan = dataclasses.replace(TINY_PLAN, **plan)
+    return model
+
+
 #: 50 reference cells, the fewest MatchModel.fit accepts (MIN_REFERENCE_PAIRS: 10 held out, 40 to train on)
 N_CELLS, N_REF, D1, D2 = 62, 50, 8, 6
 PCS = [f"PC{i + 1}" for i in range(D1)]
@@ -105,7 +109,7 @@ def _mapping(*, alone: bool, model: bool = False) -> Callable[[Path], dict[str, 
         query = _count_mudata(slice(N_REF, N_CELLS))
         out: dict[str, Any] = {"reference": reference, "query": _preprocessed(query) if alone else query}
         if model:
-            out["model"] = MatchModel(**TINY)
+            out["model"] = tiny_model()
             scm.tl.match_modalities(reference, mod1="rna", mod2="atac", model=out["model"])
         return out
 
@@ -165,7 +169,7 @@ def _counts(sparse: bool = True, value: float | None = None) -> ad.AnnData:
 def fitted_model() -> MatchModel:
     """A tiny model fitted on the 50 reference pairs of :func:`toy_mudata` (with feature names). Do not modify."""
     x1, x2 = reps()
-    model = MatchModel(**TINY)
+    model = tiny_model()
     return model.fit(x1[:N_REF], x2[:N_REF], feature_names1=PCS, feature_names2=LSIS, random_state=0)
 
 
@@ -278,7 +282,7 @@ def _tl(*, reference: Any = "is_reference", **kwargs: Any) -> Callable[[dict[str
     """The call ``tl.match_modalities(mdata, ...)``; ``model``/``reference`` come from the inputs when given."""
 
     def call(o: dict[str, Any]) -> Any:
-        model = o.get("model", MatchModel(**TINY))
+        model = o.get("model", tiny_model())
         return scm.tl.match_modalities(o["mdata"], reference=o.get("reference", reference), model=model, **kwargs)
 
     return call
@@ -286,7 +290,7 @@ def _tl(*, reference: Any = "is_reference", **kwargs: Any) -> Callable[[dict[str
 
 def _pairs(tmp: Path) -> dict[str, Any]:
     x1, x2 = reps()
-    return {"x1": x1, "x2": x2, "model": MatchModel(**TINY)}
+    return {"x1": x1, "x2": x2, "model": tiny_model()}
 
 
 def _fitted_pairs(tmp: Path) -> dict[str, Any]:
@@ -481,9 +485,7 @@ CASES: list[Case] = [
         TL,
         "extreme values (1e30) with a huge learning rate: the loss becomes NaN",
         lambda t: {"mdata": _set_obsm(toy_mudata(), "rna", "X_pca", reps()[0] * 1e30)},
-        lambda o: scm.tl.match_modalities(
-            o["mdata"], reference="is_reference", model=MatchModel(**{**TINY, "lr": 1e30, "noise": 0.0})
-        ),
+        lambda o: scm.tl.match_modalities(o["mdata"], reference="is_reference", model=tiny_model(lr=1e30, noise=0.0)),
         TrainingDivergedError,
         r"Training diverged: the loss became nan at epoch \d+\. Lower `lr`",
     ),
@@ -566,19 +568,19 @@ CASES: list[Case] = [
     # -------------------------------------------------------------- MatchModel settings
     Case(
         "model-epochs-zero",
-        "model.MatchModel",
-        "`epochs=0`",
+        "model.TrainingPlan",
+        "`max_epochs=0`",
         lambda t: {},
-        lambda o: MatchModel(epochs=0),
+        lambda o: TrainingPlan(max_epochs=0),
         ValueError,
-        r"`epochs` must be an integer >= 1, got 0",
+        r"`max_epochs` must be an integer >= 1, got 0",
     ),
     Case(
         "model-negative-lr",
-        "model.MatchModel",
+        "model.TrainingPlan",
         "a negative learning rate",
         lambda t: {},
-        lambda o: MatchModel(lr=-1e-3),
+        lambda o: TrainingPlan(lr=-1e-3),
         ValueError,
         r"`lr` must be a number > 0, got -0\.001",
     ),
@@ -809,7 +811,7 @@ CASES: list[Case] = [
         "a query whose PCA/LSI were fitted on its own cells, matched against a separately processed reference",
         _mapping(alone=True),
         lambda o: scm.tl.match_modalities(
-            o["query"], mod1="rna", mod2="atac", reference=o["reference"], model=MatchModel(**TINY)
+            o["query"], mod1="rna", mod2="atac", reference=o["reference"], model=tiny_model()
         ),
         ValueError,
         r"obsm\['X_pca'\] comes from a different fit of the preprocessing than the reference.*"

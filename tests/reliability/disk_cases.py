@@ -33,7 +33,6 @@ from .cases import (
     CASES,
     LSIS,
     PCS,
-    TINY,
     Case,
     CLIExit,
     _challenge_files,
@@ -44,6 +43,7 @@ from .cases import (
     _write,
     fitted_model,
     saved_model,
+    tiny_model,
     toy_mudata,
 )
 
@@ -953,7 +953,7 @@ TL_CASES: list[Case] = [
         "tl.match_modalities",
         "a nullable `boolean` reference column with a missing value (<NA>)",
         _nullable_flag_with_na,
-        lambda o: scm.tl.match_modalities(o["mdata"], reference="is_reference", model=MatchModel(**TINY)),
+        lambda o: scm.tl.match_modalities(o["mdata"], reference="is_reference", model=tiny_model()),
         ValueError,
         r"mdata\['rna'\]\.obs\['is_reference'\] has 1 missing values \(<NA>, e\.g\. cells \['c3'\]\).*fillna\(False\)",
     ),
@@ -963,7 +963,7 @@ TL_CASES: list[Case] = [
         "a reference MuData whose PCA loadings changed after the query was projected onto it",
         _reference_changed_after_projection,
         lambda o: scm.tl.match_modalities(
-            o["query"], mod1="rna", mod2="atac", reference=o["reference"], model=MatchModel(**TINY)
+            o["query"], mod1="rna", mod2="atac", reference=o["reference"], model=tiny_model()
         ),
         ValueError,
         r"the reference's modality 'rna': the recipe's fitted state no longer matches its fingerprint.*Then "

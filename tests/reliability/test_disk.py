@@ -20,7 +20,16 @@ from scmatch._cli import main as cli_main
 from scmatch._errors import InvalidFileError, OutputIsInputError
 from scmatch.model import MatchModel
 
-from .cases import N_CELLS, N_REF, TINY, _challenge_files, _count_mudata, _mapping, _match_args, toy_mudata
+from .cases import (
+    N_CELLS,
+    N_REF,
+    _challenge_files,
+    _count_mudata,
+    _mapping,
+    _match_args,
+    tiny_model,
+    toy_mudata,
+)
 from .disk_cases import LEGACY, legacy_model, saved_with_preprocessing
 
 EXPECTED = LEGACY.parent / "legacy_model_v1_expected.npy"
@@ -59,7 +68,7 @@ def test_legacy_model_saved_again_gets_a_manifest(tmp_path):
 def test_overwrite_replaces_a_marked_model(tmp_path):
     folder = saved_with_preprocessing(tmp_path)
     first = MatchModel.load(folder, device="cpu")
-    MatchModel(**TINY).fit(*_pairs(), random_state=3).save(folder, overwrite=True)
+    tiny_model().fit(*_pairs(), random_state=3).save(folder, overwrite=True)
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "manifest.json", "model.pt"]
     assert MatchModel.load(folder, device="cpu").preprocessing_ == (None, None) != first.preprocessing_
 
@@ -117,7 +126,7 @@ def test_nullable_boolean_reference_flag_gives_the_bool_result():
     for mod in ("rna", "atac"):
         nullable[mod].obs["is_reference"] = nullable[mod].obs["is_reference"].astype("boolean")
     for mdata in (plain, nullable):
-        scm.tl.match_modalities(mdata, reference="is_reference", model=MatchModel(**TINY))
+        scm.tl.match_modalities(mdata, reference="is_reference", model=tiny_model())
     assert (plain.obsp["match_probabilities"] != nullable.obsp["match_probabilities"]).nnz == 0
 
 
@@ -126,9 +135,7 @@ def test_reference_checked_deeply_but_unchanged_reference_passes():
     built = _mapping(alone=False)(Path("."))
     scm.pp.recipe_rna(built["query"], mod="rna", reference=built["reference"])
     scm.pp.recipe_atac(built["query"], mod="atac", reference=built["reference"])
-    scm.tl.match_modalities(
-        built["query"], mod1="rna", mod2="atac", reference=built["reference"], model=MatchModel(**TINY)
-    )
+    scm.tl.match_modalities(built["query"], mod1="rna", mod2="atac", reference=built["reference"], model=tiny_model())
     assert "match_probabilities" in built["query"].obsp
 
 

@@ -11,13 +11,13 @@ import torch
 
 import scmatch as scm
 from scmatch.model import MatchModel, _persist
-from scmatch.model._modules import CrossAttentionMatcher
-from scmatch.model._train import TrainingDivergedError
+from scmatch.model.nn._modules import CrossAttentionMatcher
+from scmatch.model.train._loop import TrainingDivergedError
 
-from .cases import LSIS, N_REF, PCS, TINY, fitted_model, reps, saved_model, toy_mudata
+from .cases import LSIS, N_REF, PCS, fitted_model, reps, saved_model, tiny_model, toy_mudata
 from .snapshot import assert_unchanged, snapshot
 
-SMALL_BATCHES = {**TINY, "batch_size": 8}  # 50 reference pairs, 40 trained on: 5 batches per epoch
+SMALL_BATCHES = 8  # 50 reference pairs, 40 trained on: 5 batches per epoch
 
 
 def _failing_second_batch(monkeypatch, outcome):
@@ -50,7 +50,7 @@ def _uninterrupted_calls(monkeypatch) -> int:
         return original(self, x1, x2, **kwargs)
 
     monkeypatch.setattr(CrossAttentionMatcher, "batch_similarity", counting)
-    scm.tl.match_modalities(toy_mudata(), reference="is_reference", model=MatchModel(**SMALL_BATCHES))
+    scm.tl.match_modalities(toy_mudata(), reference="is_reference", model=tiny_model(batch_size=SMALL_BATCHES))
     return len(calls)
 
 
@@ -59,14 +59,14 @@ def test_keyboard_interrupt_mid_epoch_leaves_mudata_unchanged(monkeypatch, copy)
     mdata = toy_mudata()
     before = snapshot(mdata)
     calls = _failing_second_batch(monkeypatch, _interrupt)
-    model = MatchModel(**SMALL_BATCHES)
+    model = tiny_model(batch_size=SMALL_BATCHES)
     assert model.n_models == 3  # three members, trained side by side in threads
     with pytest.raises(KeyboardInterrupt):
         scm.tl.match_modalities(mdata, reference="is_reference", model=model, copy=copy)
     # the second training batch (of whichever member) was interrupted: mid-epoch; the other members stopped at their
     # next step instead of training on: far fewer steps than the whole fit takes
     assert calls[:2] == [8, 8]
-    assert N_REF // SMALL_BATCHES["batch_size"] > 2
+    assert N_REF // SMALL_BATCHES > 2
     assert len(calls) < _uninterrupted_calls(monkeypatch) / 3
     assert_unchanged(mdata, before)
     assert model.module_ is None and model.history_ == {} and model.temperature_ == {}
@@ -76,7 +76,7 @@ def test_nan_loss_mid_training_writes_nothing(monkeypatch):
     mdata = toy_mudata()
     before = snapshot(mdata)
     calls = _failing_second_batch(monkeypatch, lambda sim: sim * torch.nan)
-    model = MatchModel(**SMALL_BATCHES)
+    model = tiny_model(batch_size=SMALL_BATCHES)
     with pytest.raises(TrainingDivergedError, match=r"Training diverged: the loss became nan at epoch 0\. Lower `lr`"):
         scm.tl.match_modalities(mdata, reference="is_reference", model=model)
     # the error of the member that diverged, not the cancellation of the others, which stopped at their next step
@@ -89,7 +89,7 @@ def test_infinite_loss_through_the_model_api(monkeypatch):
     x = toy_mudata()["rna"].obsm["X_pca"][:N_REF]
     before = snapshot(x)
     _failing_second_batch(monkeypatch, lambda sim: sim + torch.inf)
-    model = MatchModel(**{**SMALL_BATCHES, "loss": "triplet"})
+    model = tiny_model(loss="triplet", batch_size=SMALL_BATCHES)
     with pytest.raises(TrainingDivergedError, match=r"the loss became (inf|nan)"):
         model.fit(x, x)
     assert_unchanged(x, before)
@@ -116,7 +116,7 @@ def test_keyboard_interrupt_mid_save_keeps_the_saved_model(tmp_path, monkeypatch
     folder = saved_model(tmp_path)  # the shared fitted model, saved
     before = snapshot(tmp_path)
     x1, x2 = reps()
-    other = MatchModel(**TINY).fit(x1[:N_REF], x2[:N_REF], feature_names1=PCS, feature_names2=LSIS, random_state=1)
+    other = tiny_model().fit(x1[:N_REF], x2[:N_REF], feature_names1=PCS, feature_names2=LSIS, random_state=1)
     expected = fitted_model().predict_proba(x1[N_REF:], x2[N_REF:])
     assert (other.predict_proba(x1[N_REF:], x2[N_REF:]) != expected).nnz > 0  # a finished save would change them
     module, name = where.split(".")

@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from scmatch.metrics import evaluate
-from scmatch.model import MatchModel
-from scmatch.model._matching import MATCHINGS, match_block
+from scmatch.model import _fit
 from scmatch.model._model import MIN_REFERENCE_PAIRS
+from scmatch.model.solvers._matching import MATCHINGS, match_block
 
-from .cases import TINY, fitted_model
+from .cases import fitted_model, tiny_model
 
 FEW = settings(max_examples=25, deadline=None, database=None)
 
@@ -96,9 +96,9 @@ def test_same_seed_same_probabilities(seed, n):
     rng = np.random.default_rng(seed)
     x1, x2 = rng.normal(size=(n, 5)), rng.normal(size=(n, 4))
     fixed = {"softmax": 0.1, "sinkhorn": 0.1}
-    with mock.patch.object(MatchModel, "_calibrate", lambda self, X1, X2, module=None: dict(fixed)):
-        a = MatchModel(**{**TINY, "epochs": 1}).fit(x1, x2, random_state=seed)
-        b = MatchModel(**{**TINY, "epochs": 1}).fit(x1, x2, random_state=seed)
+    with mock.patch.object(_fit, "calibrate", lambda sim, *, calibration: dict(fixed)):
+        a = tiny_model(max_epochs=1).fit(x1, x2, random_state=seed)
+        b = tiny_model(max_epochs=1).fit(x1, x2, random_state=seed)
     Pa, Pb = a.predict_proba(x1, x2), b.predict_proba(x1, x2)
     assert (Pa != Pb).nnz == 0
     timings = ("seconds", "val_seconds", "calibration_seconds")  # wall-clock times are not reproducible

@@ -10,11 +10,10 @@ import scipy.sparse as sp
 import torch
 
 import scmatch as scm
-from scmatch.model import MatchModel
-from scmatch.model._model import MIN_VALIDATION_PAIRS
-from scmatch.model._modules import CrossAttentionMatcher
+from scmatch.model._fit import MIN_VALIDATION_PAIRS
+from scmatch.model.nn._modules import CrossAttentionMatcher
 
-from .cases import LSIS, N_CELLS, N_REF, PCS, TINY, counts_adata, fitted_model, reps, toy_mudata
+from .cases import LSIS, N_CELLS, N_REF, PCS, TINY_PLAN, counts_adata, fitted_model, reps, tiny_model, toy_mudata
 
 
 def _rows_are_distributions(P, top_k: int) -> None:
@@ -33,8 +32,8 @@ def test_fewer_cells_than_batch_size_same_seed_and_integer_input(monkeypatch):
     """50 reference pairs with batch_size=64: 10 are held out and the batch shrinks to the other 40. The same seed on
     integer-typed input gives exactly the probabilities of the float model."""
     model = fitted_model()
-    assert TINY["batch_size"] > N_REF
-    assert len(model.history_["train_loss"]) == TINY["epochs"]
+    assert TINY_PLAN.batch_size > N_REF
+    assert len(model.history_["train_loss"]) == TINY_PLAN.max_epochs
     assert np.all(np.isfinite(model.history_["train_loss"]))
 
     sizes = defaultdict(list)  # per member network: the members train side by side, in threads
@@ -46,13 +45,15 @@ def test_fewer_cells_than_batch_size_same_seed_and_integer_input(monkeypatch):
 
     monkeypatch.setattr(CrossAttentionMatcher, "batch_similarity", recording)
     x1, x2 = reps()
-    again = MatchModel(**TINY).fit(
+    again = tiny_model().fit(
         x1[:N_REF].astype(np.int64), x2[:N_REF].astype(np.int32), feature_names1=PCS, feature_names2=LSIS
     )
     n_val = MIN_VALIDATION_PAIRS
     # each member: one training batch, then validation, every epoch
     assert len(sizes) == again.n_models == 3
-    assert all(seen[: 2 * TINY["epochs"]] == [N_REF - n_val, n_val] * TINY["epochs"] for seen in sizes.values())
+    assert all(
+        seen[: 2 * TINY_PLAN.max_epochs] == [N_REF - n_val, n_val] * TINY_PLAN.max_epochs for seen in sizes.values()
+    )
     a = model.predict_proba(x1[N_REF:], x2[N_REF:])
     b = again.predict_proba(x1[N_REF:].astype(np.int64), x2[N_REF:].astype(np.int16))
     assert (a != b).nnz == 0

@@ -16,9 +16,16 @@ import scipy.sparse as sp
 from tests.reliability.snapshot import assert_unchanged, snapshot
 
 import scmatch as scm
-from scmatch.model import MatchModel
+from scmatch.model import MatchModel, TrainingPlan
 
-FAST = {"epochs": 4, "n_tokens": 2, "d_model": 16, "d_embed": 16, "progress_bar": False, "device": "cpu"}
+FAST = {"n_tokens": 2, "d_model": 16, "d_embed": 16, "device": "cpu"}
+PLAN = TrainingPlan(max_epochs=4, progress_bar=False)
+
+
+def _fast() -> MatchModel:
+    model = MatchModel(**FAST)
+    model.plan = PLAN
+    return model
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +52,7 @@ def trained(cite):
     reference = _donor(cite, "s1d1")
     scm.pp.recipe_rna(reference, mod="rna")
     scm.pp.recipe_protein(reference, mod="adt")
-    model = MatchModel(**FAST)
+    model = _fast()
     scm.tl.match_modalities(reference, mod1="rna", mod2="adt", model=model)
     return reference, model
 
@@ -69,7 +76,7 @@ def test_separately_preprocessed_query_is_refused(cite, trained):
     before = snapshot(query)
     with pytest.raises(ValueError, match=r"different fit.*than the model's training data.*reference=model\)"):
         scm.tl.match_modalities(query, mod1="rna", mod2="adt", model=model)
-    fresh = MatchModel(**FAST)
+    fresh = _fast()
     expected = r"different fit.*than the reference.*recipe_rna\(mdata, mod='rna', reference=reference\)"
     with pytest.raises(ValueError, match=expected):
         scm.tl.match_modalities(query, mod1="rna", mod2="adt", reference=reference, model=fresh)
@@ -154,7 +161,7 @@ def test_raw_counts_in_a_fresh_process_give_identical_probabilities(cite, traine
 
 def test_save_bundles_preprocessing_for_a_model_fitted_on_arrays(cite, trained, tmp_path):
     reference, _ = trained
-    model = MatchModel(**FAST).fit(reference["rna"].obsm["X_pca"], reference["adt"].obsm["X_pca"])
+    model = _fast().fit(reference["rna"].obsm["X_pca"], reference["adt"].obsm["X_pca"])
     assert model.preprocessing_ == (None, None)
     with pytest.raises(ValueError, match="makes 133-dimensional embeddings but the model's mod1 input has 50"):
         model.save(tmp_path / "bad", preprocessing=(reference["adt"], reference["rna"]))
@@ -188,7 +195,7 @@ def test_query_with_counts_but_no_preprocessing_in_model_is_refused(cite, tmp_pa
     reference = _donor(cite, "s1d1")
     scm.pp.recipe_rna(reference, mod="rna")
     scm.pp.recipe_protein(reference, mod="adt")
-    model = MatchModel(**FAST).fit(reference["rna"].obsm["X_pca"], reference["adt"].obsm["X_pca"])
+    model = _fast().fit(reference["rna"].obsm["X_pca"], reference["adt"].obsm["X_pca"])
     query = _donor(cite, "s1d2")  # counts only
     before = snapshot(query)
     with pytest.raises(ValueError, match=r"\.obsm\['X_pca'\]` not found"):

@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 
 import mudata as md
 import numpy as np
@@ -7,9 +8,16 @@ import pytest
 from anndata import AnnData
 
 import scmatch as scm
-from scmatch.model import MatchModel
+from scmatch.model import MatchModel, Search, TrainingPlan
 
-FAST = {"epochs": 15, "batch_size": 128, "n_tokens": 4, "d_model": 32, "progress_bar": False}
+FAST = TrainingPlan(max_epochs=15, batch_size=128, progress_bar=False)
+
+
+def _fast(**plan) -> MatchModel:
+    """A small unfitted model carrying the FAST plan (with the changes in ``plan``)."""
+    model = MatchModel(n_tokens=4, d_model=32)
+    model.plan = dataclasses.replace(FAST, **plan)
+    return model
 
 
 def _toy_mudata(x1, x2, *, n_ref: int) -> md.MuData:
@@ -33,7 +41,8 @@ def _cite(path, *, seed: int = 0):
         mdata[mod].obs["is_reference"] = (mdata[mod].obs["batch"] == "s1d1").to_numpy()
     scm.pp.recipe_rna(mdata, mod="rna")
     scm.pp.recipe_protein(mdata, mod="adt")
-    model = MatchModel(progress_bar=False)
+    model = MatchModel()
+    model.plan = TrainingPlan(progress_bar=False)
     scm.tl.match_modalities(
         mdata, mod1="rna", mod2="adt", reference="is_reference", batch_key="batch", model=model, random_state=seed
     )
@@ -46,7 +55,7 @@ def cite_matched(request):
 
 
 def test_writes_documented_keys(toy):
-    scm.tl.match_modalities(toy, reference="is_reference", model=MatchModel(**FAST))
+    scm.tl.match_modalities(toy, reference="is_reference", model=_fast())
     P = toy.obsp["match_probabilities"]
     assert P.shape == (500, 500)
     rows = np.asarray(P.sum(1)).ravel()
@@ -58,15 +67,24 @@ def test_writes_documented_keys(toy):
     assert info["probabilities_key"] == "match_probabilities"
     assert info["n_reference"] == 400
     assert info["query"] == {"n_mod1": 100, "n_mod2": 100}
-    assert info["params"]["model"]["epochs"] == 15
+    assert info["params"]["model"]["epochs"] == 15  # the flat form, as before the settings were grouped
+    settings = info["params"]["settings"]
+    assert settings["plan"]["max_epochs"] == 15 and settings["model"]["n_models"] == 3
+    assert settings["search"] == {"method": "exact", "n_candidates": 100}  # None values are left out
     assert len(info["history"]["train_loss"]) >= 1
     scores = scm.tl.evaluate_match(toy)
     assert scores["match_score"] > 0.1  # chance is 0.01
 
 
+def _searching(n_candidates: int) -> MatchModel:
+    model = _fast()
+    model.search = Search(n_candidates=n_candidates)
+    return model
+
+
 def test_sparse_sinkhorn_reports_how_it_ended(toy):
     # 20 candidates of 100 columns: the sparse solver runs (a full support small enough goes to POT's dense one)
-    scm.tl.match_modalities(toy, reference="is_reference", model=MatchModel(**FAST, n_candidates=20), top_k=20)
+    scm.tl.match_modalities(toy, reference="is_reference", model=_searching(20), top_k=20)
     solver = toy.uns["match"]["matching_solver"]
     # up to 8 epsilon-scaling stages of 10 iterations, then at most 200 at the temperature
     assert 1 <= solver["sinkhorn_iterations"] <= 8 * 10 + 200
@@ -78,14 +96,14 @@ def test_same_seed_identical_obsp(toy_pairs):
     out = []
     for _ in range(2):
         mdata = _toy_mudata(*toy_pairs, n_ref=400)
-        scm.tl.match_modalities(mdata, reference="is_reference", model=MatchModel(**{**FAST, "epochs": 3}))
+        scm.tl.match_modalities(mdata, reference="is_reference", model=_fast(max_epochs=3))
         out.append(mdata.obsp["match_probabilities"])
     assert (out[0] != out[1]).nnz == 0
 
 
 def test_copy_leaves_input_untouched(toy):
     before = (set(toy.obsp), set(toy.uns), set(toy["rna"].obsm))
-    model = MatchModel(**{**FAST, "epochs": 2})
+    model = _fast(max_epochs=2)
     result = scm.tl.match_modalities(toy, reference="is_reference", model=model, copy=True)
     assert (set(toy.obsp), set(toy.uns), set(toy["rna"].obsm)) == before
     assert "match_probabilities" in result.obsp
@@ -101,7 +119,7 @@ def test_fitted_model_and_separate_reference(toy_pairs):
     q2 = AnnData(shape=(100, 0), obsm={"X_lsi": x2[400:][perm]})
     q2.obs_names = [f"a{i}" for i in range(100)]
     query = md.MuData({"rna": q1, "atac": q2})
-    scm.tl.match_modalities(query, reference=reference, model=MatchModel(**FAST))
+    scm.tl.match_modalities(query, reference=reference, model=_fast())
     P, _, _ = scm.tl.query_block(query)
     assert P.shape == (100, 100)
     truth = np.argsort(perm)  # row i's partner is the column holding x2[400 + i]
@@ -209,7 +227,7 @@ def test_cite_save_load_identical(cite_matched, tmp_path):
 def test_bad_arguments_leave_input_unchanged(toy, kwargs, message):
     before = toy.copy()
     with pytest.raises((ValueError, TypeError), match=message):
-        scm.tl.match_modalities(toy, model=MatchModel(**FAST), **kwargs)
+        scm.tl.match_modalities(toy, model=_fast(), **kwargs)
     assert set(toy.obsp) == set(before.obsp) and set(toy.uns) == set(before.uns)
     assert set(toy["rna"].obsm) == set(before["rna"].obsm)
 
@@ -221,14 +239,14 @@ def test_no_paired_cells_refused(toy_pairs):
     a2.obs_names = [f"a{i}" for i in range(50)]
     mdata = md.MuData({"rna": a1, "atac": a2})
     with pytest.raises(ValueError, match=r"Too few paired reference cells: 0 "):
-        scm.tl.match_modalities(mdata, model=MatchModel(**FAST))
+        scm.tl.match_modalities(mdata, model=_fast())
     assert "match_probabilities" not in mdata.obsp
 
 
 def test_too_small_reference_refused_before_training(toy_pairs):
     mdata = _toy_mudata(*toy_pairs, n_ref=49)
     before = mdata.copy()
-    model = MatchModel(**FAST)
+    model = _fast()
     with pytest.raises(ValueError, match=r"Too few paired reference cells: 49 .*training a model needs at least 50"):
         scm.tl.match_modalities(mdata, reference="is_reference", model=model)
     assert model.module_ is None
@@ -238,7 +256,7 @@ def test_too_small_reference_refused_before_training(toy_pairs):
 
 def test_fitted_model_needs_no_minimum_reference(toy_pairs):
     x1, x2 = toy_pairs
-    model = MatchModel(**{**FAST, "epochs": 1}).fit(x1[:60], x2[:60])
+    model = _fast(max_epochs=1).fit(x1[:60], x2[:60])
     mdata = _toy_mudata(x1[400:], x2[400:], n_ref=10)  # 10 reference cells: too few to train, fine to apply
     scm.tl.match_modalities(mdata, reference="is_reference", model=model)
     assert mdata.uns["match"]["n_reference"] == 10 and mdata.uns["match"]["query"]["n_mod1"] == 90

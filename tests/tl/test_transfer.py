@@ -328,7 +328,8 @@ def simulated_match():
         mdata[mod].obs["is_reference"] = (mdata[mod].obs["batch"] == "batch0").to_numpy()
     scm.pp.recipe_rna(mdata, mod="rna", n_top_genes=200, n_comps=20)
     scm.pp.recipe_atac(mdata, mod="atac", n_comps=20)
-    model = scm.model.MatchModel(epochs=30, n_models=1, progress_bar=False)
+    model = scm.model.MatchModel(n_models=1)
+    model.plan = scm.model.TrainingPlan(max_epochs=30, progress_bar=False)
     scm.tl.match_modalities(mdata, reference="is_reference", batch_key="batch", model=model, random_state=0)
     return mdata
 
@@ -367,7 +368,8 @@ def test_match_confidence_is_written_for_both_modalities(simulated_match):
 def test_labels_from_annotated_cells_matched_with_a_fitted_model(simulated_match):
     """A fitted model matches every cell of a MuData: annotated cells in the source modality lend their labels."""
     sim = simulated_match
-    model = scm.model.MatchModel(epochs=15, n_models=1, progress_bar=False)
+    model = scm.model.MatchModel(n_models=1)
+    model.plan = scm.model.TrainingPlan(max_epochs=15, progress_bar=False)
     scm.tl.match_modalities(sim.copy(), reference="is_reference", model=model, random_state=0)
     ref = sim["rna"].obs["is_reference"].to_numpy(bool)
     rna = sim["rna"][ref].copy()  # annotated cells (here: the reference's)
@@ -390,7 +392,8 @@ def cite_match(request):
         mdata[mod].obs["is_reference"] = (mdata[mod].obs["batch"] == "s1d1").to_numpy()
     scm.pp.recipe_rna(mdata, mod="rna")
     scm.pp.recipe_protein(mdata, mod="adt")
-    model = scm.model.MatchModel(progress_bar=False)
+    model = scm.model.MatchModel()
+    model.plan = scm.model.TrainingPlan(progress_bar=False)
     scm.tl.match_modalities(
         mdata, mod1="rna", mod2="adt", reference="is_reference", batch_key="batch", model=model, random_state=0
     )

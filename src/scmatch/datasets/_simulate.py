@@ -177,17 +177,9 @@ def simulate_multiome(
     params = _check_params(locals())
     rng_latent, rng_rna, rng_atac = _rng(random_state).spawn(3)
 
-    # cell types, batches and latent states
-    props = rng_latent.dirichlet(np.full(n_cell_types, _TYPE_ALPHA))
-    if type_proportions is not None:  # drawn above all the same, so the other draws do not move
-        props = np.asarray(type_proportions, dtype=float) / np.sum(type_proportions)
-    types = np.concatenate([np.arange(n_cell_types), rng_latent.choice(n_cell_types, n_cells - n_cell_types, p=props)])
-    types = rng_latent.permutation(types)
-    batches = np.repeat(np.arange(n_batches), np.diff(np.linspace(0, n_cells, n_batches + 1).round().astype(int)))
-    centres = rng_latent.standard_normal((n_cell_types, latent_dim))
-    z = centres[types] + within_type_sd * rng_latent.standard_normal((n_cells, latent_dim))
-    z_rna = z + private_sd * rng_latent.standard_normal((n_cells, latent_dim))
-    z_atac = z + private_sd * rng_latent.standard_normal((n_cells, latent_dim))
+    types, batches, (z, z_rna, z_atac) = _latent(
+        rng_latent, (n_cells, n_cell_types, n_batches, latent_dim), type_proportions, (within_type_sd, private_sd)
+    )
 
     obs = pd.DataFrame(
         {
@@ -236,6 +228,25 @@ def simulate_multiome(
         100 * atac.X.nnz / max(atac.X.shape[0] * atac.X.shape[1], 1),
     )
     return mdata
+
+
+def _latent(rng: np.random.Generator, sizes: tuple, type_proportions, sds: tuple[float, float]) -> tuple:
+    """Cell types, batches, and the latent states: shared (``z``) and per modality (``z`` plus private noise).
+
+    ``sizes`` is ``(n_cells, n_cell_types, n_batches, latent_dim)``, ``sds`` ``(within_type_sd, private_sd)``.
+    """
+    (n_cells, n_cell_types, n_batches, latent_dim), (within_type_sd, private_sd) = sizes, sds
+    props = rng.dirichlet(np.full(n_cell_types, _TYPE_ALPHA))
+    if type_proportions is not None:  # drawn above all the same, so the other draws do not move
+        props = np.asarray(type_proportions, dtype=float) / np.sum(type_proportions)
+    types = np.concatenate([np.arange(n_cell_types), rng.choice(n_cell_types, n_cells - n_cell_types, p=props)])
+    types = rng.permutation(types)
+    batches = np.repeat(np.arange(n_batches), np.diff(np.linspace(0, n_cells, n_batches + 1).round().astype(int)))
+    centres = rng.standard_normal((n_cell_types, latent_dim))
+    z = centres[types] + within_type_sd * rng.standard_normal((n_cells, latent_dim))
+    z_rna = z + private_sd * rng.standard_normal((n_cells, latent_dim))
+    z_atac = z + private_sd * rng.standard_normal((n_cells, latent_dim))
+    return types, batches, (z, z_rna, z_atac)
 
 
 def _check_params(params: dict[str, Any]) -> dict[str, Any]:

@@ -99,42 +99,13 @@ def read_match_modality(
     )
     data = {role: _read_h5ad(file, label=f"The {role} file {file}") for role, file in files.items()}
     dataset_id = _dataset_id(data)
-    mod1_parts, mod2_parts = [], []
-    truth_test = None
-
-    if "train_mod1" in data:
-        m1, m2, sol = data["train_mod1"], data["train_mod2"], data["train_sol"]
-        truth = _checked_truth(sol, m1, m2, "train")
-        m2 = m2[truth].copy()  # row i is now the partner of mod1 row i
-        m2.obs_names = m1.obs_names
-        _check_unique(m1.obs_names, "train_mod1")
-        mod1_parts.append(_part(m1, "train", data["train_mod1"].obs_names, keep_obs=True))
-        mod2_parts.append(_part(m2, "train", data["train_mod2"].obs_names[truth], keep_obs=False))
-
-    prefix = ""
+    mod1_parts, mod2_parts = _train_parts(data)
+    prefix, truth_test = "", None
     if "test_mod1" in data:
-        m1, m2 = data["test_mod1"], data["test_mod2"]
-        _check_unique(m1.obs_names, "test_mod1")
-        _check_unique(m2.obs_names, "test_mod2")
         train_names = mod1_parts[0].obs_names if mod1_parts else pd.Index([])
-        if train_names.intersection(m1.obs_names).size:
-            raise ValueError(
-                "Some test_mod1 cells have the same names as train_mod1 cells; rename them so they differ."
-            )
-        mod1_names = train_names.append(m1.obs_names)
-        if mod1_names.intersection(m2.obs_names).size:
-            prefix = mod2_prefix
-            if mod1_names.intersection(prefix + m2.obs_names).size or not prefix:
-                raise ValueError(
-                    f"test_mod2 cell names collide with mod1 names even with prefix {prefix!r}; "
-                    "pass another `mod2_prefix`."
-                )
-        if "test_sol" in data:
-            truth_test = _checked_truth(data["test_sol"], m1, m2, "test")
-        mod1_parts.append(_part(m1, "test", m1.obs_names, keep_obs=True))
-        renamed = m2.copy()
-        renamed.obs_names = prefix + m2.obs_names
-        mod2_parts.append(_part(renamed, "test", m2.obs_names, keep_obs=False))
+        test1, test2, prefix, truth_test = _test_parts(data, train_names, mod2_prefix)
+        mod1_parts.append(test1)
+        mod2_parts.append(test2)
 
     first = data.get("train_mod1", data.get("test_mod1"))
     second = data.get("train_mod2", data.get("test_mod2"))
@@ -167,6 +138,41 @@ def read_match_modality(
         " with solution" if truth_test is not None else "",
     )
     return mdata
+
+
+def _train_parts(data: dict[str, ad.AnnData]) -> tuple[list[ad.AnnData], list[ad.AnnData]]:
+    """The training cells of each modality (mod2 reordered so that row i is the partner of mod1 row i), if any."""
+    if "train_mod1" not in data:
+        return [], []
+    m1, m2, sol = data["train_mod1"], data["train_mod2"], data["train_sol"]
+    truth = _checked_truth(sol, m1, m2, "train")
+    m2 = m2[truth].copy()  # row i is now the partner of mod1 row i
+    m2.obs_names = m1.obs_names
+    _check_unique(m1.obs_names, "train_mod1")
+    mod1 = _part(m1, "train", data["train_mod1"].obs_names, keep_obs=True)
+    return [mod1], [_part(m2, "train", data["train_mod2"].obs_names[truth], keep_obs=False)]
+
+
+def _test_parts(data: dict[str, ad.AnnData], train_names: pd.Index, mod2_prefix: str) -> tuple:
+    """The test cells of each modality, the prefix given to mod2 names that collide, and the test truth (or None)."""
+    m1, m2 = data["test_mod1"], data["test_mod2"]
+    _check_unique(m1.obs_names, "test_mod1")
+    _check_unique(m2.obs_names, "test_mod2")
+    if train_names.intersection(m1.obs_names).size:
+        raise ValueError("Some test_mod1 cells have the same names as train_mod1 cells; rename them so they differ.")
+    mod1_names = train_names.append(m1.obs_names)
+    prefix = ""
+    if mod1_names.intersection(m2.obs_names).size:
+        prefix = mod2_prefix
+        if mod1_names.intersection(prefix + m2.obs_names).size or not prefix:
+            raise ValueError(
+                f"test_mod2 cell names collide with mod1 names even with prefix {prefix!r}; pass another `mod2_prefix`."
+            )
+    truth_test = _checked_truth(data["test_sol"], m1, m2, "test") if "test_sol" in data else None
+    renamed = m2.copy()
+    renamed.obs_names = prefix + m2.obs_names
+    test1 = _part(m1, "test", m1.obs_names, keep_obs=True)
+    return test1, _part(renamed, "test", m2.obs_names, keep_obs=False), prefix, truth_test
 
 
 def _build_mudata(mods: dict[str, ad.AnnData]) -> md.MuData:

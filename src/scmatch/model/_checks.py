@@ -18,6 +18,8 @@ from typing import Any
 import torch
 
 from .._errors import InvalidFileError
+from .nn._ensemble import EnsembleMatcher
+from .nn._modules import CrossAttentionMatcher
 
 CONFIG, WEIGHTS = "config.json", "model.pt"
 #: upper bounds of the integer settings (lower bounds are the constructor's); far above any real model
@@ -219,9 +221,6 @@ def check_weights(
     differs); then every tensor's name, shape and dtype with those of the network the settings describe, built on
     torch's ``meta`` device (no memory, no computation).
     """
-    from ._ensemble import EnsembleMatcher
-    from ._modules import CrossAttentionMatcher
-
     expected = {"n_models": n_models, "n_features1": n_features[0], "n_features2": n_features[1]}
     expected |= {k: architecture[k] for k in ("n_layers", "n_tokens", "d_model", "d_embed")}
     try:

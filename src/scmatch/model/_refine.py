@@ -30,9 +30,11 @@ import torch
 
 from .._utils import _device, logger
 from ._joint import fit_shared_projection
-from ._parallel import member_threads, run_members
-from ._scoring import encode
-from ._train import _distributed, train
+from .solvers._search import encode
+from .train._loop import _distributed, train
+from .train._objective import Objective
+from .train._parallel import member_threads, run_members
+from .train._plan import TrainingPlan
 
 
 @dataclass(frozen=True)
@@ -131,17 +133,11 @@ def refine(
     R1, R2 = reference
     Q1, Q2 = query
     refined = copy.deepcopy(model)
-    refined.progress_bar = False
     module = refined._check_fitted()
     members = list(module.members) if hasattr(module, "members") else [module]
     device = _device(refined.device)
-    cfg = dataclasses.replace(
-        refined.train_config,
-        lr=refined.train_config.lr * settings.lr_factor,
-        max_steps=-(-settings.steps // len(members)),
-        warmup_epochs=0,
-        coreset=None,
-    )
+    plan = _refinement_plan(refined.plan, settings, n_members=len(members))
+    objective = refined._objective(plan)
     seed = 0 if random_state is None else int(random_state)
     P = refined.predict_proba(Q1, Q2, **predict) if settings.pseudo_pairs else None
     n_pseudo_pairs, seconds = [], []
@@ -152,9 +148,10 @@ def refine(
             rows, cols = mutual_best(P, min_probability=settings.min_probability)
             n_pseudo = int(rows.size)
             X1, X2 = _stack(R1, Q1[rows]), _stack(R2, Q2[cols])
-        cfg_r = dataclasses.replace(cfg, batch_size=min(cfg.batch_size, X1.shape[0]))
+        plan_r = dataclasses.replace(plan, batch_size=min(plan.batch_size, X1.shape[0]))
         jobs = [
-            _job(member, X1, X2, cfg=cfg_r, seed=[seed, k, r, 29], device=device) for k, member in enumerate(members)
+            _job(member, X1, X2, plan=plan_r, objective=objective, seed=[seed, k, r, 29], device=device)
+            for k, member in enumerate(members)
         ]
         run_members(jobs, n_threads=member_threads(len(jobs), device, world=_distributed()[1]))
         P = refined.predict_proba(Q1, Q2, **predict)
@@ -179,13 +176,31 @@ def _stack(A, B):
     return np.vstack([np.asarray(A), np.asarray(B)])
 
 
-def _job(member, X1, X2, *, cfg, seed: list[int], device: torch.device):
+def _refinement_plan(plan: TrainingPlan, settings: Refinement, *, n_members: int) -> TrainingPlan:
+    """The model's training plan for the refinement.
+
+    Every pair (no coreset), a lower learning rate, no warm-up, ``settings.steps`` shared among the members, no
+    progress bar.
+    """
+    fields = {field.name: getattr(plan, field.name) for field in dataclasses.fields(TrainingPlan)}
+    return TrainingPlan(
+        **fields
+        | {
+            "lr": plan.lr * settings.lr_factor,
+            "max_steps": -(-settings.steps // n_members),
+            "warmup_epochs": 0,
+            "progress_bar": False,
+        }
+    )
+
+
+def _job(member, X1, X2, *, plan: TrainingPlan, objective: Objective, seed: list[int], device: torch.device):
     """One network's fine-tuning, with its own random streams (so threads do not change the result)."""
 
     def run(stop):
         rng = np.random.default_rng(seed)
         generator = torch.Generator(device=device)
         generator.manual_seed(int(rng.integers(2**63 - 1)))
-        train(member, X1, X2, cfg=cfg, rng=rng, device=device, progress_bar=False, generator=generator, stop=stop)
+        train(member, X1, X2, plan=plan, objective=objective, rng=rng, device=device, generator=generator, stop=stop)
 
     return run

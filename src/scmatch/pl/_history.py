@@ -29,7 +29,7 @@ def _history_of(data: Any, key: str) -> tuple[Mapping, int | None, str | None]:
         if not data.history_:
             raise ValueError("The model has no training history: fit it first.")
         settings = data.get_params()
-        return data.history_, settings.get("warmup_epochs"), settings.get("loss")
+        return data.history_, settings["plan"]["warmup_epochs"], settings["model"]["loss"]
     if isinstance(data, Mapping):
         return data, None, None
     raise TypeError(f"Expected a matched MuData, a fitted MatchModel or a history dict, got {type(data).__name__}.")

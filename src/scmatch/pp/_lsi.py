@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -121,47 +121,13 @@ def lsi(
     where = _where(layer)
     _check_int(n_comps, name="n_comps")
     _check_finite(X, what=f"The matrix in {where}")
-    if mask_var is not None:
-        if mask_var not in adata.var:
-            raise ValueError(
-                f"`.var[{mask_var!r}]` not found; available columns: {list(adata.var.columns)}. "
-                "Run scmatch.pp.select_peaks first or pass `mask_var=None` to use all peaks."
-            )
-        mask = np.asarray(adata.var[mask_var])
-        if mask.dtype != bool:
-            raise ValueError(f"`.var[{mask_var!r}]` must be boolean, got dtype {mask.dtype}.")
-        if not mask.any():
-            raise ValueError(f"`.var[{mask_var!r}]` selects no peaks; select some or pass `mask_var=None`.")
-        X_used = X[:, np.flatnonzero(mask)]
-    else:
-        mask = np.ones(adata.n_vars, dtype=bool)
-        X_used = X
-
+    mask, X_used = _used_peaks(adata, X, mask_var)
     if (X_used.nnz if sp.issparse(X_used) else np.count_nonzero(X_used)) == 0:
         raise ValueError(
             f"The matrix in {where} is all zeros on the peaks used, so it has no components. "
             "Check that the counts are loaded and that the peak selection keeps accessible peaks."
         )
-    k_max = min(X_used.shape) - 1
-    auto = isinstance(drop_first, str) and drop_first == "auto"
-    if not (auto or isinstance(drop_first, bool | np.bool_)):
-        raise ValueError(f"`drop_first` must be True, False or 'auto', got {drop_first!r}.")
-    first = int(auto or bool(drop_first))
-    if k_max < 1 + first:
-        raise ValueError(
-            f"The matrix to factorise is {X_used.shape[0]} x {X_used.shape[1]}; LSI needs at least "
-            f"{2 + first} cells and {2 + first} peaks{' with drop_first=True' if first else ''}."
-        )
-    k = n_comps + first
-    if k > k_max:
-        logger.info(
-            "lsi: %d components requested but a %d x %d matrix allows at most %d; using %d.",
-            n_comps,
-            *X_used.shape,
-            k_max - first,
-            k_max - first,
-        )
-        k = k_max
+    auto, first, k = _n_components(X_used.shape, n_comps, drop_first)
 
     u, s, vt = _truncated_svd(X_used, k, _rng(random_state))
     coords = u * s
@@ -201,3 +167,49 @@ def lsi(
     adata.varm["LSI"] = loadings
     adata.uns["lsi"] = uns
     return returned
+
+
+def _used_peaks(adata: AnnData, X, mask_var: str | None) -> tuple[np.ndarray, Any]:
+    """The mask of the peaks LSI factorises (``.var[mask_var]``, or every peak) and the matrix on them."""
+    if mask_var is None:
+        return np.ones(adata.n_vars, dtype=bool), X
+    if mask_var not in adata.var:
+        raise ValueError(
+            f"`.var[{mask_var!r}]` not found; available columns: {list(adata.var.columns)}. "
+            "Run scmatch.pp.select_peaks first or pass `mask_var=None` to use all peaks."
+        )
+    mask = np.asarray(adata.var[mask_var])
+    if mask.dtype != bool:
+        raise ValueError(f"`.var[{mask_var!r}]` must be boolean, got dtype {mask.dtype}.")
+    if not mask.any():
+        raise ValueError(f"`.var[{mask_var!r}]` selects no peaks; select some or pass `mask_var=None`.")
+    return mask, X[:, np.flatnonzero(mask)]
+
+
+def _n_components(shape: tuple[int, int], n_comps: int, drop_first) -> tuple[bool, int, int]:
+    """The number of components to compute, as ``(auto, first, k)``.
+
+    ``auto``: whether ``drop_first`` is ``"auto"``; ``first``: the components that may be dropped in front; ``k``:
+    ``n_comps`` plus those, at most what the matrix allows.
+    """
+    k_max = min(shape) - 1
+    auto = isinstance(drop_first, str) and drop_first == "auto"
+    if not (auto or isinstance(drop_first, bool | np.bool_)):
+        raise ValueError(f"`drop_first` must be True, False or 'auto', got {drop_first!r}.")
+    first = int(auto or bool(drop_first))
+    if k_max < 1 + first:
+        raise ValueError(
+            f"The matrix to factorise is {shape[0]} x {shape[1]}; LSI needs at least "
+            f"{2 + first} cells and {2 + first} peaks{' with drop_first=True' if first else ''}."
+        )
+    k = n_comps + first
+    if k > k_max:
+        logger.info(
+            "lsi: %d components requested but a %d x %d matrix allows at most %d; using %d.",
+            n_comps,
+            *shape,
+            k_max - first,
+            k_max - first,
+        )
+        k = k_max
+    return auto, first, k

@@ -307,11 +307,14 @@ def _index(names: np.ndarray):
 
 
 def resolve_reference(reference: Any, *, recipe: str, mod: str | None) -> RecipeState:
-    """The fitted state to project onto, from an AnnData, a MuData (modality ``mod``) or a fitted MatchModel."""
-    from ..model import MatchModel
+    """The fitted state to project onto, from an AnnData, a MuData (modality ``mod``) or a fitted MatchModel.
 
-    if isinstance(reference, MatchModel):
-        states = [s for s in reference.preprocessing_ if s is not None and s.recipe == recipe]
+    A model is recognised by its ``preprocessing_`` (the states it carries), so preprocessing does not import the
+    model package, which imports preprocessing's :class:`RecipeState`.
+    """
+    carried = getattr(reference, "preprocessing_", None)
+    if isinstance(carried, tuple) and not isinstance(reference, AnnData | MuData):  # a MatchModel
+        states = [s for s in carried if s is not None and s.recipe == recipe]
         if len(states) > 1 and mod is not None:
             states = [s for s in states if s.modality == mod] or states
         if not states:

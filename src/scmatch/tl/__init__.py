@@ -1,8 +1,8 @@
 """Tools: matching cells across modalities and scoring a match."""
 
 from ._coreset import select_coreset
+from ._deprecated import learn_metric
 from ._evaluate import evaluate_match, query_block
-from ._learn_metric import learn_metric
 from ._match import match_modalities
 from ._transfer import transfer_features, transfer_labels
 

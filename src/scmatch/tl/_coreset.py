@@ -8,7 +8,7 @@ from mudata import MuData
 
 from .._keys import Key
 from .._utils import _check_finite, _dense, _get_matrix, _get_modality, logger
-from ..model._coreset import KERNELS, SKETCHES, select_coreset_indices
+from ..model.solvers._coreset import KERNELS, SKETCHES, select_coreset_indices
 
 
 def select_coreset(
@@ -38,7 +38,7 @@ def select_coreset(
     - ``method="random"``: a uniform random subset.
 
     Both greedy methods run within random chunks of at most ``chunk_size`` cells, with budgets proportional to
-    the chunks' sizes (see :mod:`scmatch.model._coreset`). Each selected cell is weighted by the number of cells
+    the chunks' sizes (see :mod:`scmatch.model.solvers._coreset`). Each selected cell is weighted by the number of cells
     nearest to it (``n / k`` for ``"random"``), so the weights sum to the number of cells.
 
     In the project's benchmark (``benchmarks/README.md``, Sketch), on 50,000 simulated cells of 24 types, 4 of
@@ -69,7 +69,7 @@ def select_coreset(
     kernel
         Similarity on the kNN graph (``method="craig"``): ``"adaptive"`` (default) scales each distance by the
         two cells' own neighbour distances, which gives sparse regions more weight than one global scale
-        (``"global"``) does. See :func:`scmatch.model._coreset.knn_similarity`.
+        (``"global"``) does. See :func:`scmatch.model.solvers._coreset.knn_similarity`.
     random_state
         Seed of the chunking, of k-center's first pick and of the random subset.
     key_added

@@ -14,11 +14,12 @@ from mudata import MuData
 from .._keys import Key
 from .._utils import _check_finite, _get_matrix, logger
 from ..model import MatchModel, Refinement
+from ..model._fit import MIN_REFERENCE_PAIRS, MIN_TRAINING_PAIRS
+from ..model._inputs import batch_groups
 from ..model._joint import shared_projection
-from ..model._matching import MATCHINGS
-from ..model._model import MIN_REFERENCE_PAIRS, MIN_TRAINING_PAIRS, _batch_groups
 from ..model._refine import as_refinement
 from ..model._refine import refine as refine_model
+from ..model.solvers._matching import MATCHINGS
 from ..pp._project import recorded_fingerprint
 from ._confidence import match_confidence
 from ._spaces import (
@@ -35,7 +36,7 @@ DEFAULT_REPS = {"rna": "X_pca", "atac": "X_lsi", "adt": "X_pca", "prot": "X_pca"
 
 
 @dataclass
-class _Plan:
+class _Inputs:
     """Everything checked and extracted before a single byte is written."""
 
     ref1: Any
@@ -52,6 +53,19 @@ class _Plan:
     keys: tuple[str, str]
     ref_adatas: tuple[AnnData, AnnData]
     pending: list[PendingProjection]
+    query_masks: tuple[np.ndarray, np.ndarray]
+
+
+@dataclass
+class _Result:
+    """What the model computed for the query: probabilities, embeddings, confidences, the solver's report."""
+
+    probabilities: sp.csr_matrix
+    embeddings: tuple[np.ndarray, np.ndarray]
+    joint: tuple[np.ndarray, np.ndarray] | None
+    confidence: tuple[np.ndarray, np.ndarray]
+    solver: dict
+    refinement: dict | None = None
 
 
 def match_modalities(
@@ -105,9 +119,10 @@ def match_modalities(
     top_k
         Non-zeros kept per row.
     model
-        A :class:`~scmatch.model.MatchModel` to use: unfitted (its settings are used for training) or fitted
-        (applied as is, no training, and no reference needed). Default: ``MatchModel()``. A model trained here on
-        representations written by the :mod:`scmatch.pp` recipes remembers their fingerprints and fitted state
+        A :class:`~scmatch.model.MatchModel` to use: unfitted (trained here with its ``model.plan``, a
+        :class:`~scmatch.model.TrainingPlan`) or fitted (applied as is, no training, and no reference needed); it
+        matches with its ``model.search``. Default: ``MatchModel()``. A model trained here on representations
+        written by the :mod:`scmatch.pp` recipes remembers their fingerprints and fitted state
         (``model.preprocessing_``), which :meth:`~scmatch.model.MatchModel.save` bundles. A fitted model with
         preprocessing matches raw counts: a modality without ``.obsm[rep]`` is projected from its counts
         (``.layers['counts']`` if present, else ``.X``) as ``recipe_*(mdata, reference=model)`` would.
@@ -147,12 +162,14 @@ def match_modalities(
       the same probabilities did no better, 0.36 to 0.58), while the confidence of
       :func:`~scmatch.tl.transfer_labels` did (0.61 to 0.82) and is the one to threshold (benchmarks/README.md,
       Transfer).
-    - ``mdata.uns[key_added]``: ``params``, ``probabilities_key``, ``embedding_key``, ``confidence_key``,
+    - ``mdata.uns[key_added]``: ``params`` (the arguments; ``model``, the model's settings under their flat
+      names; ``settings``, the same grouped by role as :meth:`~scmatch.model.MatchModel.get_params` gives them),
+      ``probabilities_key``, ``embedding_key``, ``confidence_key``,
       ``joint_embedding_key``, ``query`` (counts of matched cells), ``n_reference``, ``temperature``, ``history``
       (epoch, train_loss, val_score, val_smoothed, best_epoch), ``matching_solver`` (for the sparse Sinkhorn:
       ``sinkhorn_iterations``, ``sinkhorn_marginal_error``, ``sinkhorn_converged``), ``fingerprints`` (modality
-      -> fingerprint of the preprocessing the model was trained on, for recipe outputs) and ``projected_by_model``
-      (modalities whose counts the model projected).
+      -> fingerprint of the preprocessing the model was trained on, for recipe outputs), ``projected_by_model``
+      (modalities whose counts the model projected) and, with ``refine``, ``refinement``.
     - for those modalities, what ``recipe_*(mdata, reference=model)`` writes: ``.layers['counts']``, ``.X``,
       ``.obsm[rep]``, loadings and ``.uns['scmatch_recipe']``.
 
@@ -162,7 +179,8 @@ def match_modalities(
     >>> mdata = scm.datasets.simulate_multiome(600, n_genes=300, n_peaks=800, random_state=0)
     >>> scm.pp.recipe_rna(mdata, mod="rna", n_top_genes=200, n_comps=20)
     >>> scm.pp.recipe_atac(mdata, mod="atac", n_comps=20)
-    >>> model = scm.model.MatchModel(epochs=5, progress_bar=False)
+    >>> model = scm.model.MatchModel()
+    >>> model.plan = scm.model.TrainingPlan(max_epochs=5, progress_bar=False)
     >>> scm.tl.match_modalities(mdata, reference=None, batch_key="batch", model=model)
     >>> mdata.obsp["match_probabilities"].shape
     (600, 600)
@@ -170,107 +188,132 @@ def match_modalities(
     _check_settings(model, matching, top_k)
     refinement = as_refinement(refine)
     model = MatchModel() if model is None else model
-    plan = _plan(
+    inputs = _inputs(
         mdata, mod1=mod1, mod2=mod2, rep1=rep1, rep2=rep2, reference=reference, batch_key=batch_key, model=model
     )
-    if refinement is not None and plan.n_ref < MIN_TRAINING_PAIRS:
+    if refinement is not None and inputs.n_ref < MIN_TRAINING_PAIRS:
         raise ValueError(
-            f"`refine` fine-tunes on the reference pairs, and there are {plan.n_ref} (at least "
+            f"`refine` fine-tunes on the reference pairs, and there are {inputs.n_ref} (at least "
             f"{MIN_TRAINING_PAIRS} are needed). Pass the model's reference as `reference=`, or `refine=False`."
         )
-    if model.module_ is None:
-        model.fit(
-            plan.ref1, plan.ref2, feature_names1=plan.names1, feature_names2=plan.names2, random_state=random_state
-        )
-        # the model remembers the reference's preprocessing: its fingerprints, and the fitted recipes to save
-        found = [
-            reference_state(ad, key, mod=mod)
-            for ad, key, mod in zip(plan.ref_adatas, plan.keys, (mod1, mod2), strict=True)
-        ]
-        model.preprocessing_ = tuple(state for state, _ in found)
-        model.fingerprints_ = tuple(fingerprint for _, fingerprint in found)
-    else:
-        logger.info("using the fitted model as given; no training")
-    qmask1, qmask2 = _query_masks(mdata, mod1, mod2, reference)
-    solver: dict = {}
-    predict = {
-        "batch1": plan.batch1,
-        "batch2": plan.batch2,
+    _train(model, inputs, mods=(mod1, mod2), random_state=random_state)
+    result = _match(model, inputs, matching=matching, top_k=top_k, refinement=refinement, random_state=random_state)
+    # all checks and computations are done: only now write
+    target = mdata.copy() if copy else mdata
+    params = {
+        "mod1": mod1,
+        "mod2": mod2,
+        "rep1": inputs.keys[0],
+        "rep2": inputs.keys[1],
+        "reference": reference if isinstance(reference, str) else ("MuData" if reference is not None else None),
+        "batch_key": batch_key,
         "matching": matching,
         "top_k": top_k,
-        "feature_names1": plan.names1,
-        "feature_names2": plan.names2,
-        "info": solver,
+        "random_state": random_state,
     }
+    _write(target, inputs, result, model=model, mods=(mod1, mod2), params=params, key_added=key_added)
+    return target if copy else None
+
+
+def _train(model: MatchModel, inputs: _Inputs, *, mods: tuple[str, str], random_state: int | None) -> None:
+    """Fit an unfitted model on the reference pairs; a fitted model is used as given.
+
+    The model remembers the reference's preprocessing: its fingerprints, and the fitted recipes to save.
+    """
+    if model.module_ is not None:
+        logger.info("using the fitted model as given; no training")
+        return
+    model.fit(
+        inputs.ref1, inputs.ref2, feature_names1=inputs.names1, feature_names2=inputs.names2, random_state=random_state
+    )
+    found = [
+        reference_state(ad, key, mod=mod) for ad, key, mod in zip(inputs.ref_adatas, inputs.keys, mods, strict=True)
+    ]
+    model.preprocessing_ = tuple(state for state, _ in found)
+    model.fingerprints_ = tuple(fingerprint for _, fingerprint in found)
+
+
+def _match(
+    model: MatchModel,
+    inputs: _Inputs,
+    *,
+    matching: str,
+    top_k: int,
+    refinement: Refinement | None,
+    random_state: int | None,
+) -> _Result:
+    """Probabilities of the query cells, embeddings of every cell (and their shared projection), confidences.
+
+    With a ``refinement``, a refined copy of the model matches (:mod:`scmatch.model._refine`).
+    """
+    solver: dict = {}
+    predict = {
+        "batch1": inputs.batch1, "batch2": inputs.batch2, "matching": matching, "top_k": top_k,
+        "feature_names1": inputs.names1, "feature_names2": inputs.names2, "info": solver,
+    }  # fmt: skip
     refinement_info = None
     if refinement is None:
-        P_query = model.predict_proba(plan.query1, plan.query2, **predict)
+        P_query = model.predict_proba(inputs.query1, inputs.query2, **predict)
         matcher = model
-    else:
+    else:  # a refined copy matches; the model given keeps its reference weights
         matcher, P_query, refinement_info = refine_model(
-            model,
-            (plan.ref1, plan.ref2),
-            (plan.query1, plan.query2),
-            settings=refinement,
-            predict=predict,
-            random_state=random_state,
-        )
-    emb1 = matcher.transform(plan.full1, modality=1, feature_names=plan.names1)
-    emb2 = matcher.transform(plan.full2, modality=2, feature_names=plan.names2)
+            model, (inputs.ref1, inputs.ref2), (inputs.query1, inputs.query2), settings=refinement,
+            predict=predict, random_state=random_state,
+        )  # fmt: skip
+    emb1 = matcher.transform(inputs.full1, modality=1, feature_names=inputs.names1)
+    emb2 = matcher.transform(inputs.full2, modality=2, feature_names=inputs.names2)
     joint = None
     if matcher.joint_ is not None:  # the shared projection for joint plots (scmatch.model._joint)
         joint = (
             shared_projection(emb1, matcher.joint_, modality=1),
             shared_projection(emb2, matcher.joint_, modality=2),
         )
+    return _Result(P_query, (emb1, emb2), joint, match_confidence(P_query), solver, refinement_info)
 
-    conf1, conf2 = match_confidence(P_query)
-    # all checks and computations are done: only now write
-    target = mdata.copy() if copy else mdata
-    write_pending(target, plan.pending)
+
+def _write(target: MuData, inputs: _Inputs, result: _Result, *, model, mods, params: dict, key_added: str) -> None:
+    """Write the match into ``target``: probabilities, embeddings, confidences and ``uns[key_added]``."""
+    (mod1, mod2), (qmask1, qmask2) = mods, inputs.query_masks
+    write_pending(target, inputs.pending)
     rows = target.obs_names.get_indexer(target[mod1].obs_names[qmask1])
     cols = target.obs_names.get_indexer(target[mod2].obs_names[qmask2])
-    P = P_query.tocoo()
-    full = sp.csr_matrix((P.data, (rows[P.row], cols[P.col])), shape=(target.n_obs, target.n_obs))
-    emb_key = Key.embedding(key_added)
-    target[mod1].obsm[emb_key] = emb1
-    target[mod2].obsm[emb_key] = emb2
-    joint_key = Key.joint_embedding(key_added)
-    if joint is not None:
-        target[mod1].obsm[joint_key], target[mod2].obsm[joint_key] = joint
-    target.obsp[Key.probabilities(key_added)] = full
-    conf_key = Key.confidence(key_added)
-    for mod, qmask, conf in ((mod1, qmask1, conf1), (mod2, qmask2, conf2)):
+    P = result.probabilities.tocoo()
+    target.obsp[Key.probabilities(key_added)] = sp.csr_matrix(
+        (P.data, (rows[P.row], cols[P.col])), shape=(target.n_obs, target.n_obs)
+    )
+    emb_key, joint_key, conf_key = Key.embedding(key_added), Key.joint_embedding(key_added), Key.confidence(key_added)
+    target[mod1].obsm[emb_key], target[mod2].obsm[emb_key] = result.embeddings
+    if result.joint is not None:
+        target[mod1].obsm[joint_key], target[mod2].obsm[joint_key] = result.joint
+    for mod, qmask, conf in zip(mods, inputs.query_masks, result.confidence, strict=True):
         column = np.full(target[mod].n_obs, np.nan)
         column[qmask] = conf
         target[mod].obs[conf_key] = column
     target.uns[key_added] = {
-        "params": {
-            "mod1": mod1,
-            "mod2": mod2,
-            "rep1": plan.keys[0],
-            "rep2": plan.keys[1],
-            "reference": reference if isinstance(reference, str) else ("MuData" if reference is not None else None),
-            "batch_key": batch_key,
-            "matching": matching,
-            "top_k": top_k,
-            "random_state": random_state,
-            "model": {k: v for k, v in model.get_params().items() if v is not None},
-        },
+        "params": {**params, "model": _without_none(model._flat_params()), "settings": _settings(model)},
         "probabilities_key": Key.probabilities(key_added),
         "embedding_key": emb_key,
         "confidence_key": conf_key,
-        **({"joint_embedding_key": joint_key} if joint is not None else {}),
-        "fingerprints": {mod: fp for mod, fp in zip((mod1, mod2), model.fingerprints_, strict=True) if fp is not None},
-        "projected_by_model": [item.mod for item in plan.pending],
-        "n_reference": plan.n_ref,
+        **({"joint_embedding_key": joint_key} if result.joint is not None else {}),
+        "fingerprints": {mod: fp for mod, fp in zip(mods, model.fingerprints_, strict=True) if fp is not None},
+        "projected_by_model": [item.mod for item in inputs.pending],
+        "n_reference": inputs.n_ref,
         "query": {"n_mod1": int(qmask1.sum()), "n_mod2": int(qmask2.sum())},
         "temperature": dict(model.temperature_),
-        "matching_solver": solver,
+        "matching_solver": result.solver,
         "history": {k: np.asarray(v) for k, v in model.history_.items()},
-        **({"refinement": refinement_info} if refinement_info is not None else {}),
+        **({"refinement": result.refinement} if result.refinement is not None else {}),
     }
-    return target if copy else None
+
+
+def _without_none(values: dict) -> dict:
+    """``values`` without its None entries (an .h5mu cannot store None)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _settings(model: MatchModel) -> dict:
+    """The model's settings grouped by role (``model``, ``plan``, ``search``), without None values."""
+    return {group: _without_none(dict(values)) for group, values in dict(model.get_params()).items()}
 
 
 def _rep(adata: AnnData, key: str | None) -> np.ndarray:
@@ -381,7 +424,8 @@ def _check_mudata(data: MuData, mod1: str, mod2: str, what: str) -> None:
         raise ValueError(f"{what} has duplicate global obs names; make them unique.")
 
 
-def _plan(mdata, *, mod1, mod2, rep1, rep2, reference, batch_key, model) -> _Plan:
+def _inputs(mdata, *, mod1, mod2, rep1, rep2, reference, batch_key, model) -> _Inputs:
+    """Check everything and extract the arrays: the reference pairs, the query, the batches; nothing is written."""
     _check_mudata(mdata, mod1, mod2, "mdata")
     fitted = model.module_ is not None
     states = model.preprocessing_ if fitted else (None, None)
@@ -389,17 +433,66 @@ def _plan(mdata, *, mod1, mod2, rep1, rep2, reference, batch_key, model) -> _Pla
         rep or (state.obsm_key if state is not None else DEFAULT_REPS.get(mod))
         for rep, state, mod in ((rep1, states[0], mod1), (rep2, states[1], mod2))
     )
-    key1, key2 = keys
+    pending, (X1, names1), (X2, names2) = _representations(mdata, (mod1, mod2), keys, states)
+    projected = {item.mod for item in pending}
+    ref = _reference(mdata, reference, (mod1, mod2), keys, projected, X=(X1, X2), names=(names1, names2))
+    (X1, X2), (names1, names2) = ref["X"], ref["names"]
+    if fitted:  # the query must live in the space the model was trained in
+        for mod, key, fingerprint in zip((mod1, mod2), keys, model.fingerprints_, strict=True):
+            if mod not in projected:
+                check_same_space(
+                    mdata[mod], key, fingerprint, mod=mod, against="the model's training data", source="model"
+                )
+    elif len(ref["pairs"][0]) < MIN_REFERENCE_PAIRS:  # only training needs a reference
+        raise ValueError(
+            f"Too few paired reference cells: {len(ref['pairs'][0])} (cells present in both modalities under the same "
+            f"obs name, marked True in the reference column if one is given); training a model needs at least "
+            f"{MIN_REFERENCE_PAIRS}. Pass `reference=` with a larger paired MuData, mark more paired cells as "
+            "reference, rename paired cells to share names, or pass a fitted `model=`."
+        )
+    q1, q2 = _query_masks(mdata, mod1, mod2, reference)
+    if not q1.any() or not q2.any():
+        raise ValueError(
+            "No query cells to match: every cell is marked as reference. Mark the cells to match False in the "
+            "reference column, or pass `reference=None` to match every cell."
+        )
+    b1, b2 = _batches(mdata, (mod1, mod2), batch_key, (q1, q2))
+    if fitted:  # a fitted model: the query must have its features
+        (X1, names1), (X2, names2) = (
+            _model_features(model, X, names, modality, f"mdata[{mod!r}].obsm[{key!r}]")
+            for X, names, modality, mod, key in ((X1, names1, 1, mod1, keys[0]), (X2, names2, 2, mod2, keys[1]))
+        )
+    (R1, R2), (i1, i2) = ref["R"], ref["pairs"]
+    return _Inputs(
+        ref1=R1[i1], ref2=R2[i2], query1=X1[q1], query2=X2[q2], full1=X1, full2=X2, names1=names1, names2=names2,
+        n_ref=len(i1), batch1=b1, batch2=b2, keys=keys, ref_adatas=ref["adatas"], pending=pending,
+        query_masks=(q1, q2),
+    )  # fmt: skip
+
+
+def _representations(mdata: MuData, mods: tuple[str, str], keys: tuple, states: tuple) -> tuple:
+    """Each modality's representation and its column names.
+
+    Raw counts that a fitted model preprocesses are projected; the projections are pending, written at the end.
+    """
     pending: list[PendingProjection] = []
     inputs = []
-    for mod, key, state in ((mod1, key1, states[0]), (mod2, key2, states[1])):
+    for mod, key, state in zip(mods, keys, states, strict=True):
         if state is not None and key == state.obsm_key and key not in mdata[mod].obsm:
             pending.append(plan_projection(mdata[mod], state, mod=mod))  # raw counts: the model preprocesses them
             inputs.append((pending[-1].projection.embedding.astype(np.float32), None))
         else:
             inputs.append(_checked_rep(mdata[mod], key, f"mdata[{mod!r}]"))
-    (X1, names1), (X2, names2) = inputs
-    projected = {item.mod for item in pending}
+    return pending, inputs[0], inputs[1]
+
+
+def _reference(mdata: MuData, reference, mods, keys, projected: set, *, X: tuple, names: tuple) -> dict:
+    """The reference: its AnnDatas, representations and paired positions; the query aligned to it by feature name.
+
+    Returns a dict with ``adatas``, ``R`` (the reference's representations), ``pairs`` (positions of the paired
+    cells in each), and ``X`` and ``names`` (the query's representations and column names, aligned).
+    """
+    (mod1, mod2), (key1, key2) = mods, keys
     if isinstance(reference, MuData):
         _check_mudata(reference, mod1, mod2, "reference")
         ref_ad1, ref_ad2 = reference[mod1], reference[mod2]
@@ -410,68 +503,45 @@ def _plan(mdata, *, mod1, mod2, rep1, rep2, reference, batch_key, model) -> _Pla
             if mod not in projected:
                 expected = recorded_fingerprint(ref_ad, key)
                 check_same_space(mdata[mod], key, expected, mod=mod, against="the reference", source="reference")
-        X1 = _align(X1, names1, ref_names1, R1.shape[1], f"mdata[{mod1!r}].obsm[{key1!r}]", "the reference")
-        X2 = _align(X2, names2, ref_names2, R2.shape[1], f"mdata[{mod2!r}].obsm[{key2!r}]", "the reference")
-        names1, names2 = ref_names1 if names1 is not None else None, ref_names2 if names2 is not None else None
-        i1, i2 = _paired(ref_ad1, ref_ad2)
-    elif isinstance(reference, str) or reference is None:
-        ref_ad1, ref_ad2, R1, R2 = mdata[mod1], mdata[mod2], X1, X2
-        i1, i2 = _paired(ref_ad1, ref_ad2)
-        if isinstance(reference, str):
-            f1, f2 = _flag(ref_ad1, reference, mod1), _flag(ref_ad2, reference, mod2)
-            keep = f1[i1] & f2[i2]
-            i1, i2 = i1[keep], i2[keep]
-    else:
+        X1 = _align(X[0], names[0], ref_names1, R1.shape[1], f"mdata[{mod1!r}].obsm[{key1!r}]", "the reference")
+        X2 = _align(X[1], names[1], ref_names2, R2.shape[1], f"mdata[{mod2!r}].obsm[{key2!r}]", "the reference")
+        names = (ref_names1 if names[0] is not None else None, ref_names2 if names[1] is not None else None)
+        return {
+            "adatas": (ref_ad1, ref_ad2),
+            "R": (R1, R2),
+            "pairs": _paired(ref_ad1, ref_ad2),
+            "X": (X1, X2),
+            "names": names,
+        }
+    if not (isinstance(reference, str) or reference is None):
         raise TypeError(f"`reference` must be None, an .obs column name or a MuData, got {type(reference).__name__}.")
-    if fitted:  # the query must live in the space the model was trained in
-        for mod, key, fingerprint in ((mod1, key1, model.fingerprints_[0]), (mod2, key2, model.fingerprints_[1])):
-            if mod not in projected:
-                check_same_space(
-                    mdata[mod], key, fingerprint, mod=mod, against="the model's training data", source="model"
-                )
-    elif len(i1) < MIN_REFERENCE_PAIRS:  # only training needs a reference
-        raise ValueError(
-            f"Too few paired reference cells: {len(i1)} (cells present in both modalities under the same obs name, "
-            f"marked True in the reference column if one is given); training a model needs at least "
-            f"{MIN_REFERENCE_PAIRS}. Pass `reference=` with a larger paired MuData, mark more paired cells as "
-            "reference, rename paired cells to share names, or pass a fitted `model=`."
-        )
-    q1, q2 = _query_masks(mdata, mod1, mod2, reference)
-    if not q1.any() or not q2.any():
-        raise ValueError(
-            "No query cells to match: every cell is marked as reference. Mark the cells to match False in the "
-            "reference column, or pass `reference=None` to match every cell."
-        )
-    b1 = b2 = None
-    if batch_key is not None:
-        for mod in (mod1, mod2):
-            if batch_key not in mdata[mod].obs:
-                raise ValueError(
-                    f"`batch_key={batch_key!r}` is not a column of mdata[{mod!r}].obs; add it to both modalities or "
-                    "pass `batch_key=None`."
-                )
-        b1 = pd.Series(mdata[mod1].obs[batch_key]).astype(str).to_numpy()[q1]
-        b2 = pd.Series(mdata[mod2].obs[batch_key]).astype(str).to_numpy()[q2]
-        _batch_groups(b1, b2, len(b1), len(b2))  # refuses batches present in one modality only, before training
-    if model.module_ is not None:  # a fitted model: the query must have its features
-        n_fitted = model.module_.shift1.shape[0], model.module_.shift2.shape[0]
-        X1 = _align(X1, names1, model.feature_names_[0], n_fitted[0], f"mdata[{mod1!r}].obsm[{key1!r}]", "the model")
-        X2 = _align(X2, names2, model.feature_names_[1], n_fitted[1], f"mdata[{mod2!r}].obsm[{key2!r}]", "the model")
-        names1 = model.feature_names_[0] if names1 is not None else None
-        names2 = model.feature_names_[1] if names2 is not None else None
-    return _Plan(
-        ref1=R1[i1],
-        ref2=R2[i2],
-        query1=X1[q1],
-        query2=X2[q2],
-        full1=X1,
-        full2=X2,
-        names1=names1,
-        names2=names2,
-        n_ref=len(i1),
-        batch1=b1,
-        batch2=b2,
-        keys=(key1, key2),
-        ref_adatas=(ref_ad1, ref_ad2),
-        pending=pending,
+    ref_ad1, ref_ad2 = mdata[mod1], mdata[mod2]
+    i1, i2 = _paired(ref_ad1, ref_ad2)
+    if isinstance(reference, str):
+        keep = _flag(ref_ad1, reference, mod1)[i1] & _flag(ref_ad2, reference, mod2)[i2]
+        i1, i2 = i1[keep], i2[keep]
+    return {"adatas": (ref_ad1, ref_ad2), "R": X, "pairs": (i1, i2), "X": X, "names": names}
+
+
+def _batches(mdata: MuData, mods: tuple[str, str], batch_key: str | None, query_masks: tuple) -> tuple:
+    """The query cells' batch labels per modality (None without ``batch_key``), checked to be in both modalities."""
+    if batch_key is None:
+        return None, None
+    for mod in mods:
+        if batch_key not in mdata[mod].obs:
+            raise ValueError(
+                f"`batch_key={batch_key!r}` is not a column of mdata[{mod!r}].obs; add it to both modalities or "
+                "pass `batch_key=None`."
+            )
+    b1, b2 = (
+        pd.Series(mdata[mod].obs[batch_key]).astype(str).to_numpy()[q] for mod, q in zip(mods, query_masks, strict=True)
     )
+    batch_groups(b1, b2, len(b1), len(b2))  # refuses batches present in one modality only, before training
+    return b1, b2
+
+
+def _model_features(model: MatchModel, X, names, modality: int, what: str) -> tuple:
+    """The query's columns in the order of the fitted model's features (by name when both are named)."""
+    n_fitted = (model.module_.shift1 if modality == 1 else model.module_.shift2).shape[0]
+    known = model.feature_names_[modality - 1]
+    return _align(X, names, known, n_fitted, what, "the model"), (known if names is not None else None)
