@@ -118,15 +118,14 @@ DOCSTRINGS: list[tuple[str, tuple[str, ...]]] = [
     (  # tl.match_modalities: the per-cell confidence against transfer_labels' confidence
         r"\(AUROC (\d\.\d\d) to (\d\.\d\d); one minus the normalised entropy of the same probabilities did no"
         r" better, (\d\.\d\d) to (\d\.\d\d)\), while the confidence of :func:`~scmatch.tl.transfer_labels` did"
-        # the lower end, 0.61, went stale when issue 30 re-ran the Transfer records (now 0.64): it is left unchecked
-        # until the docstring (tl/_match.py, being refactored on another branch) is corrected; then capture it again
-        r" \(\d\.\d\d to (\d\.\d\d)\)",
+        r" \((\d\.\d\d) to (\d\.\d\d)\)",
         (
             *(
                 f"{stat}([transfer {TRANSFER} scmatch {field}])"
                 for field in ("top_probability_auroc", "entropy_auroc")
                 for stat in ("min", "max")
             ),
+            f"min([transfer {TRANSFER} scmatch label_confidence_auroc])",
             f"max([transfer {TRANSFER} scmatch label_confidence_auroc])",
         ),
     ),
@@ -141,6 +140,37 @@ DOCSTRINGS: list[tuple[str, tuple[str, ...]]] = [
                 ("scmatch", "feature_pearson"),
                 ("ridge", "feature_pearson"),
             )
+        ),
+    ),
+    (  # tl.transfer_labels: the temperature chosen on held-out pairs or by the round trip
+        r"on SNARE-seq2 \((\d+) held-out pairs\) the held-out choice gives (\d\.\d\d\d) against (\d\.\d\d\d) for"
+        r" the round trip, with the same accuracy \((\d\.\d\d\d) against (\d\.\d\d\d)\); on the CITE-seq starter the"
+        r" round trip gives (\d\.\d\d\d), what a perfectly calibrated confidence shows on its 289 cells \((\d\.\d\d\d),"
+        r" :func:`scmatch.metrics.ece_under_calibration`\), and (\d\.\d\d\d) on totalVI's 103 cells \((\d\.\d\d\d) if"
+        r" calibrated\). Where the target is ATAC and the reference small it is too high: (\d\.\d\d) on the multiome"
+        r" starter \((\d+) held-out pairs: the round trip is used; the held-out choice would give (\d\.\d\d)\)\.",
+        (
+            "transfer snare2_mop scmatch label_held_out_pairs",
+            "transfer snare2_mop scmatch label_ece_held_out",
+            "transfer snare2_mop scmatch label_ece_round_trip",
+            "transfer snare2_mop scmatch label_accuracy_held_out",
+            "transfer snare2_mop scmatch label_accuracy_round_trip",
+            "transfer cite scmatch label_ece",
+            "transfer cite scmatch label_ece_if_calibrated",
+            "transfer totalvi scmatch label_ece",
+            "transfer totalvi scmatch label_ece_if_calibrated",
+            "transfer multiome scmatch label_ece",
+            "transfer multiome scmatch label_held_out_pairs",
+            "transfer multiome scmatch label_ece_held_out",
+        ),
+    ),
+    (  # tl.transfer_labels: why 200 held-out pairs at least
+        r"Below 200 held-out pairs their choice was not reliable \((\d\.\d\d\d) against (\d\.\d\d\d) on CITE, (\d+)"
+        r" pairs\)",
+        (
+            "transfer cite scmatch label_ece_held_out",
+            "transfer cite scmatch label_ece_round_trip",
+            "transfer cite scmatch label_held_out_pairs",
         ),
     ),
     (  # tl.select_coreset: the Sketch table's rare types at 1%

@@ -259,6 +259,50 @@ def calibration_scores(mdata, mod2, q2, conf, correct, temperature: float, label
     }
 
 
+def choice_scores(mdata, mod2: str, q2: np.ndarray, truth2: np.ndarray) -> dict:
+    """How the vote's temperature was chosen, and the labels with either rule (held-out pairs, round trip).
+
+    ``transfer_labels(temperature="auto")`` chooses on the match's held-out reference pairs when there are at
+    least ``tl._held_out.MIN_HELD_OUT_PAIRS`` of them, else by the round trip. Both rules are scored here on every
+    set, whichever was used, with the held-out rule also below the threshold (``label_*_held_out``), and a power
+    on the label masses fitted on the held-out pairs at their temperature (``label_ece_held_out_power``).
+    """
+    import scmatch as scm
+    from scmatch.tl._held_out import held_out_vote
+    from scmatch.tl._transfer import _match_weights
+    from scmatch.tl._vote import choose_temperature, choose_temperature_held_out, fit_power, sharpen
+
+    ad2 = mdata[mod2]
+    record = ad2.uns["cell_type_transferred"]
+    out = {"label_calibration": record.get("calibration", "round_trip")}
+    weights = _match_weights(mdata, key="match", source="rna", target=mod2)
+    source = mdata["rna"].obs["cell_type"].astype(str).reindex(weights.source_names).to_numpy()
+    rules = {"round_trip": choose_temperature(weights.B, source)["temperature"]}
+    vote = held_out_vote(mdata, key="match", source="rna", target=mod2, labels_key="cell_type")
+    if vote is not None:
+        out["label_held_out_pairs"] = len(vote.truth)
+        rules["held_out"] = choose_temperature_held_out(vote.B, vote.source_labels, vote.truth)["temperature"]
+    for rule, temperature in rules.items():
+        key = f"rule_{rule}"
+        scm.tl.transfer_labels(mdata, "cell_type", source="rna", target=mod2, temperature=temperature, key_added=key)
+        pred = ad2.obs[key].to_numpy()[q2].astype(str)
+        conf = ad2.obs[f"{key}_confidence"].to_numpy()[q2].astype(float)
+        out[f"label_temperature_{rule}"] = temperature
+        out[f"label_accuracy_{rule}"] = float(np.mean(pred == truth2))
+        out[f"label_ece_{rule}"] = ece(conf, pred == truth2)
+        if rule == "held_out":
+            from scmatch.tl._vote import label_masses, soften
+
+            held = label_masses(soften(vote.B, temperature), vote.source_labels)
+            codes = held.columns.get_indexer(vote.truth)
+            ok = codes >= 0
+            power = fit_power(held.to_numpy()[ok], codes[ok], len(held.columns))
+            masses = sharpen(ad2.obsm[f"{key}_probabilities"].to_numpy()[q2], power)
+            out["label_power_held_out"] = power
+            out["label_ece_held_out_power"] = ece(masses.max(axis=1), pred == truth2)
+    return out
+
+
 def _dump(mdata, mod2: str, path: Path) -> None:
     """The query block of P and the query labels, for analyses of the confidence (``--dump``)."""
     import scipy.sparse as sp
@@ -333,6 +377,7 @@ def run_one(
     sc["label_accuracy_t50"] = float(np.mean(pred50 == truth2))
     sc["label_ece_t50"] = ece(ad2.obs["t50_confidence"].to_numpy()[q2].astype(float), pred50 == truth2)
     sc.update(calibration_scores(mdata, mod2, q2, conf, correct, sc["label_temperature"], label_seconds))
+    sc.update(choice_scores(mdata, mod2, q2, truth2))
     if "match_confidence" in ad2.obs:
         match_conf = ad2.obs["match_confidence"].to_numpy()[q2].astype(float)
         sc["match_confidence_ece"] = ece(match_conf, correct)

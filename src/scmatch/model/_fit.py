@@ -88,6 +88,7 @@ class Fitted:
     histories: list[History]
     temperatures: list[dict[str, float]]
     calibration_seconds: float
+    held_out: list[np.ndarray] = dataclasses.field(default_factory=list)  # each member's held-out pair indices
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,16 +121,17 @@ def fit_members(
     if n_models > 1 and plan.max_steps is not None:
         plan = dataclasses.replace(plan, max_steps=-(-plan.max_steps // n_models))
     seeds = [int(seed) for seed in rng.integers(2**31 - 1, size=n_models)]
-    jobs = []
+    jobs, held_out = [], []
     for k, seed in enumerate(seeds):
         val_idx, train_idx = member_split(order, n_val=n_val, member=k)
+        held_out.append(val_idx)
         module = _new_member(members.architecture, X1, X2, train_idx, seed=seed, device=device)
         fit = functools.partial(_fit_member, members, module, X1, X2, val_idx, train_idx)
         jobs.append(functools.partial(fit, seed=seed, plan=plan, sample_weight=sample_weight, member=k))
     n_threads = member_threads(n_models, device, world=_distributed()[1])
     networks, histories, temperatures, seconds = zip(*run_members(jobs, n_threads=n_threads), strict=True)
     module = networks[0] if n_models == 1 else EnsembleMatcher(list(networks))
-    return Fitted(module, list(histories), list(temperatures), float(sum(seconds)))
+    return Fitted(module, list(histories), list(temperatures), float(sum(seconds)), held_out)
 
 
 def _new_member(architecture: dict, X1, X2, train_idx, *, seed: int, device: torch.device) -> CrossAttentionMatcher:

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from .._utils import _device, _rng, logger
 from . import _inputs
 from ._fit import MIN_REFERENCE_PAIRS, Members, check_reference_size, combine_temperatures, fit_members, fitted_history
+from ._held_out import HeldOut, n_held_out
 from ._joint import fit_shared_projection, shared_projection
 from ._legacy import MOVED, from_flat, warn_deprecated
 from ._saved import read_model, write_model
@@ -160,6 +161,7 @@ class MatchModel(ModelSettings):
         self.fingerprints_, self.preprocessing_ = (None, None), (None, None)  # arrays carry no preprocessing
         self.temperature_ = combine_temperatures(fitted.temperatures)
         self.history_ = fitted_history(fitted, self.n_models)
+        self.held_out_ = HeldOut(tuple(fitted.held_out)) if n_held_out(fitted) else None
         # the shared projection for joint plots, on every reference pair (see scmatch.model._joint)
         device = _device(self.device)
         emb1, _ = encode(fitted.module, X1, modality=1, device=device)

@@ -133,6 +133,7 @@ def refine(
     R1, R2 = reference
     Q1, Q2 = query
     refined = copy.deepcopy(model)
+    refined.held_out_ = None  # fine-tuned on every reference pair: none is held out any more
     module = refined._check_fitted()
     members = list(module.members) if hasattr(module, "members") else [module]
     device = _device(refined.device)

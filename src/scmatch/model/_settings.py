@@ -53,6 +53,7 @@ class ModelSettings:
         self.module_: CrossAttentionMatcher | EnsembleMatcher | None = None
         self.temperature_: dict[str, float] = {}
         self.history_: dict = {}
+        self.held_out_ = None  # the fit's held-out pairs (scmatch.model._held_out.HeldOut), this session only
         self.feature_names_: tuple[list[str] | None, list[str] | None] = (None, None)
         #: per modality: the fingerprint of the scmatch.pp recipe fit behind the training representation (or None)
         self.fingerprints_: tuple[str | None, str | None] = (None, None)

@@ -22,6 +22,7 @@ from ..model._refine import refine as refine_model
 from ..model.solvers._matching import MATCHINGS
 from ..pp._project import recorded_fingerprint
 from ._confidence import match_confidence
+from ._held_out import global_held_out, held_out_key, held_out_summary
 from ._spaces import (
     PendingProjection,
     check_same_space,
@@ -54,6 +55,7 @@ class _Inputs:
     ref_adatas: tuple[AnnData, AnnData]
     pending: list[PendingProjection]
     query_masks: tuple[np.ndarray, np.ndarray]
+    ref_positions: tuple[np.ndarray, np.ndarray] | None = None  # the pairs' rows in mdata (None: a separate MuData)
 
 
 @dataclass
@@ -66,6 +68,7 @@ class _Result:
     confidence: tuple[np.ndarray, np.ndarray]
     solver: dict
     refinement: dict | None = None
+    held_out: sp.csr_matrix | None = None  # n_obs x n_obs probabilities of the held-out reference pairs
 
 
 def match_modalities(
@@ -148,6 +151,10 @@ def match_modalities(
       ``mdata.obs_names``; entry (i, j) is the probability that mod1 cell ``obs_names[i]`` is mod2 cell
       ``obs_names[j]``. Only rows of query mod1 cells and columns of query mod2 cells are filled; each such row
       sums to one.
+    - ``mdata.obsp[f"{key_added}_held_out"]``: when the model was trained in this call on reference pairs of
+      ``mdata``, the probabilities among the pairs its networks held out of training (each row scored by a network
+      that never saw it; same layout, rows of held-out mod1 cells only). :func:`~scmatch.tl.transfer_labels`
+      chooses its temperature on them when there are enough; removed when a later match has none.
     - ``mdata[mod1].obsm[f"X_{key_added}"]`` and ``mdata[mod2].obsm[f"X_{key_added}"]``: unit-length
       embeddings of every cell in the joint space (``i0`` and ``c0``; an ensemble's members side by side).
     - ``mdata[mod1].obsm[f"X_{key_added}_joint"]`` and the same in ``mod2``: the shared projection of those
@@ -158,9 +165,9 @@ def match_modalities(
       probability (its row's maximum for mod1 cells; its column's maximum after scaling the column to sum to one
       for mod2 cells), the mass on its single most likely partner; NaN for cells outside the match. It speaks of
       the cell's own partner, not of its cell type: on the four benchmark sets it barely separated cells whose
-      transferred cell type is right from the others (AUROC 0.38 to 0.59; one minus the normalised entropy of
-      the same probabilities did no better, 0.36 to 0.58), while the confidence of
-      :func:`~scmatch.tl.transfer_labels` did (0.61 to 0.82) and is the one to threshold (benchmarks/README.md,
+      transferred cell type is right from the others (AUROC 0.40 to 0.59; one minus the normalised entropy of
+      the same probabilities did no better, 0.38 to 0.58), while the confidence of
+      :func:`~scmatch.tl.transfer_labels` did (0.64 to 0.82) and is the one to threshold (benchmarks/README.md,
       Transfer).
     - ``mdata.uns[key_added]``: ``params`` (the arguments; ``model``, the model's settings under their flat
       names; ``settings``, the same grouped by role as :meth:`~scmatch.model.MatchModel.get_params` gives them),
@@ -169,7 +176,8 @@ def match_modalities(
       (epoch, train_loss, val_score, val_smoothed, best_epoch), ``matching_solver`` (for the sparse Sinkhorn:
       ``sinkhorn_iterations``, ``sinkhorn_marginal_error``, ``sinkhorn_converged``), ``fingerprints`` (modality
       -> fingerprint of the preprocessing the model was trained on, for recipe outputs), ``projected_by_model``
-      (modalities whose counts the model projected) and, with ``refine``, ``refinement``.
+      (modalities whose counts the model projected), with ``refine``, ``refinement``, and with held-out pairs,
+      ``held_out`` (``probabilities_key``, ``n_pairs``, ``n_networks``).
     - for those modalities, what ``recipe_*(mdata, reference=model)`` writes: ``.layers['counts']``, ``.X``,
       ``.obsm[rep]``, loadings and ``.uns['scmatch_recipe']``.
 
@@ -196,8 +204,12 @@ def match_modalities(
             f"`refine` fine-tunes on the reference pairs, and there are {inputs.n_ref} (at least "
             f"{MIN_TRAINING_PAIRS} are needed). Pass the model's reference as `reference=`, or `refine=False`."
         )
-    _train(model, inputs, mods=(mod1, mod2), random_state=random_state)
+    trained = _train(model, inputs, mods=(mod1, mod2), random_state=random_state)
     result = _match(model, inputs, matching=matching, top_k=top_k, refinement=refinement, random_state=random_state)
+    if trained and refinement is None:  # the fit's held-out pairs, for tl.transfer_labels (tl._held_out)
+        result.held_out = global_held_out(
+            mdata, model, inputs, mods=(mod1, mod2), batch_key=batch_key, matching=matching, top_k=top_k
+        )
     # all checks and computations are done: only now write
     target = mdata.copy() if copy else mdata
     params = {
@@ -215,14 +227,14 @@ def match_modalities(
     return target if copy else None
 
 
-def _train(model: MatchModel, inputs: _Inputs, *, mods: tuple[str, str], random_state: int | None) -> None:
-    """Fit an unfitted model on the reference pairs; a fitted model is used as given.
+def _train(model: MatchModel, inputs: _Inputs, *, mods: tuple[str, str], random_state: int | None) -> bool:
+    """Fit an unfitted model on the reference pairs; a fitted model is used as given. True if it trained.
 
     The model remembers the reference's preprocessing: its fingerprints, and the fitted recipes to save.
     """
     if model.module_ is not None:
         logger.info("using the fitted model as given; no training")
-        return
+        return False
     model.fit(
         inputs.ref1, inputs.ref2, feature_names1=inputs.names1, feature_names2=inputs.names2, random_state=random_state
     )
@@ -231,6 +243,7 @@ def _train(model: MatchModel, inputs: _Inputs, *, mods: tuple[str, str], random_
     ]
     model.preprocessing_ = tuple(state for state, _ in found)
     model.fingerprints_ = tuple(fingerprint for _, fingerprint in found)
+    return True
 
 
 def _match(
@@ -285,6 +298,11 @@ def _write(target: MuData, inputs: _Inputs, result: _Result, *, model, mods, par
     target[mod1].obsm[emb_key], target[mod2].obsm[emb_key] = result.embeddings
     if result.joint is not None:
         target[mod1].obsm[joint_key], target[mod2].obsm[joint_key] = result.joint
+    held_key = held_out_key(key_added)
+    if result.held_out is not None:
+        target.obsp[held_key] = result.held_out
+    elif held_key in target.obsp:  # an earlier match's held-out pairs would not be this match's
+        del target.obsp[held_key]
     for mod, qmask, conf in zip(mods, inputs.query_masks, result.confidence, strict=True):
         column = np.full(target[mod].n_obs, np.nan)
         column[qmask] = conf
@@ -303,6 +321,7 @@ def _write(target: MuData, inputs: _Inputs, result: _Result, *, model, mods, par
         "matching_solver": result.solver,
         "history": {k: np.asarray(v) for k, v in model.history_.items()},
         **({"refinement": result.refinement} if result.refinement is not None else {}),
+        **({"held_out": held} if (held := held_out_summary(result.held_out, key_added, model.n_models)) else {}),
     }
 
 
@@ -466,7 +485,7 @@ def _inputs(mdata, *, mod1, mod2, rep1, rep2, reference, batch_key, model) -> _I
     return _Inputs(
         ref1=R1[i1], ref2=R2[i2], query1=X1[q1], query2=X2[q2], full1=X1, full2=X2, names1=names1, names2=names2,
         n_ref=len(i1), batch1=b1, batch2=b2, keys=keys, ref_adatas=ref["adatas"], pending=pending,
-        query_masks=(q1, q2),
+        query_masks=(q1, q2), ref_positions=None if isinstance(reference, MuData) else (i1, i2),
     )  # fmt: skip
 
 

@@ -12,7 +12,15 @@ from mudata import MuData
 
 from .._utils import _check_finite, _get_matrix
 from ._evaluate import checked_match
-from ._vote import choose_feature_temperature, choose_temperature, label_masses, normalise_rows, soften
+from ._held_out import enough, held_out_vote
+from ._vote import (
+    choose_feature_temperature,
+    choose_temperature,
+    choose_temperature_held_out,
+    label_masses,
+    normalise_rows,
+    soften,
+)
 
 #: the label of target cells whose top label's confidence is below ``min_confidence``
 UNASSIGNED = "unassigned"
@@ -96,29 +104,29 @@ def transfer_labels(
     Why soften: the matching's temperature is calibrated for finding each cell's own partner, which makes ``P``
     sharp (a few candidates carry most of a row). A label vote does better over more of the candidates: on the
     benchmark sets the sharp ``P`` gave masses far above the share of right labels (overconfident) and, on most
-    of them, lower accuracy (benchmarks/README.md, Transfer). ``temperature="auto"`` picks the softening from
-    the source labels alone, by a round trip: each source cell's labels are voted by the source cells its target
-    cells match (its own share left out), and the temperature of the grid (1, 1.5, 2, 3, 5, 7, 10, 15, 20, 30,
-    50) with the smallest negative log-likelihood of the cells' own labels is used. No target label is needed.
+    of them, lower accuracy (benchmarks/README.md, Transfer). ``temperature="auto"`` chooses the softening on
+    labelled cells where the match has them: the reference pairs that :func:`~scmatch.tl.match_modalities` held
+    out of training (``mdata.obsp[f"{key}_held_out"]``, matched by the networks that never saw them; the true label
+    of a held-out target cell is its partner's). With at least 200 of them, the temperature of the grid (1, 1.5,
+    2, 3, 5, 7, 10, 15, 20, 30, 50) with the smallest negative log-likelihood of their true labels is used
+    (``uns[key_added]["calibration"] == "held_out"``). With fewer (a small reference, or a match by a loaded
+    model, which keeps no held-out pairs) it is chosen from the source labels alone, by a round trip: each source
+    cell's labels are voted by the source cells its target cells match (its own share left out), and the
+    temperature with the smallest negative log-likelihood of the cells' own labels is used (``"round_trip"``).
 
-    What the confidence means: the share of the softened match's probability that falls on the label. It is the
-    probability that the label is right if the match's spread over the source cells is the right uncertainty
-    about each target cell's partner, and nothing label-free can check that: without target labels one sees
-    where the cells of both modalities sit in the joint space and the source cells' labels, all of which stay
-    the same if the target cells' true types are shuffled among them. On the benchmark sets (expected
-    calibration error, 10 bins, 3 seeds; benchmarks/README.md, Transfer) it is calibrated where the target
-    modality carries the cell types: 0.050 on the CITE-seq starter, what a perfectly calibrated confidence
-    shows on its 289 cells (0.053, :func:`scmatch.metrics.ece_under_calibration`), and 0.109 on totalVI
-    against 0.093 on its 103 cells (the masses a little below the share of right labels, 0.61 against 0.71).
-    Where the target is ATAC it is too high: 0.30 on the multiome starter (mean 0.56, accuracy 0.27) and 0.088
-    on SNARE-seq2 (0.77 against 0.68; 0.016 if calibrated): the ATAC cells sit confidently among RNA cells of
-    other types, which the round trip cannot see (it gives the RNA cells their own labels 0.58 and 0.76 of the
-    time there). For the same reason no recalibration is fitted on the round trip: a power on the masses fitted
-    on it (the top label unchanged) lowered the error on totalVI but raised it on both ATAC sets. There the
-    flattest vote, ``temperature=50``, was better calibrated (ECE 0.09 and 0.02) and at least as accurate (0.30
-    and 0.68), while on the protein sets it lost accuracy (CITE 0.59) and calibration (ECE 0.12 and 0.29).
-    Check the reliability diagram (:func:`scmatch.pl.confidence`) on annotated paired data of your kind before
-    choosing ``min_confidence`` or a temperature.
+    What the confidence means: the share of the softened match's probability that falls on the label, meant as
+    the probability that the label is right. On the benchmark sets (expected calibration error, 10 bins, 3
+    seeds; benchmarks/README.md, Transfer): on SNARE-seq2 (786 held-out pairs) the held-out choice gives 0.032
+    against 0.083 for the round trip, with the same accuracy (0.687 against 0.681); on the CITE-seq starter the
+    round trip gives 0.052, what a perfectly calibrated confidence shows on its 289 cells (0.053,
+    :func:`scmatch.metrics.ece_under_calibration`), and 0.109 on totalVI's 103 cells (0.093 if calibrated).
+    Where the target is ATAC and the reference small it is too high: 0.30 on the multiome starter (66 held-out
+    pairs: the round trip is used; the held-out choice would give 0.17). A round trip cannot see that the ATAC
+    cells sit confidently among RNA cells of other types: without target labels one sees where the cells sit and
+    the source labels, all of which stay the same if the target cells' true types are shuffled among them. Below
+    200 held-out pairs their choice was not reliable (0.096 against 0.052 on CITE, 93 pairs), hence the
+    threshold. Check the reliability diagram (:func:`scmatch.pl.confidence`) on annotated paired data of your
+    kind before choosing ``min_confidence`` or a temperature.
 
     Only the cells of the match take part: the query cells of both modalities (every cell with
     ``reference=None``). To take labels from a saved model's reference cells, put the annotated reference cells
@@ -142,8 +150,8 @@ def transfer_labels(
         Cells whose confidence is below this get the label ``"unassigned"``; choose it from
         :func:`scmatch.pl.confidence`. ``None`` assigns every matched cell.
     temperature
-        ``"auto"`` (chosen by the round trip above) or a number >= 1 dividing the exponent of the match
-        probabilities; ``1`` votes with ``P`` as it is.
+        ``"auto"`` (chosen on the held-out pairs or by the round trip, above) or a number >= 1 dividing the
+        exponent of the match probabilities; ``1`` votes with ``P`` as it is.
     copy
         Return a modified copy instead of writing into ``mdata``.
 
@@ -158,8 +166,9 @@ def transfer_labels(
     - ``.obsm[f"{key_added}_probabilities"]``: DataFrame of the mass on every source label (rows of cells
       outside the match are NaN);
     - ``.uns[key_added]``: ``params`` (labels_key, source, target, key, min_confidence, temperature), the
-      ``temperature`` used and, with ``"auto"``, ``round_trip`` (the ``grid`` and each temperature's
-      ``round_trip_nll``).
+      ``temperature`` used and, with ``"auto"``, ``calibration`` (``"held_out"`` or ``"round_trip"``) with
+      ``held_out`` (the ``grid``, each temperature's ``held_out_nll`` and ``n_cells``) or ``round_trip`` (the
+      ``grid`` and each temperature's ``round_trip_nll``; ``held_out_pairs`` when there were too few).
 
     Examples
     --------
@@ -179,8 +188,8 @@ def transfer_labels(
     weights = _match_weights(mdata, key=key, source=source, target=target)
     labels = _source_labels(mdata, labels_key, source, weights.source_names)
     key_added = f"{labels_key}_transferred" if key_added is None else key_added
-    chosen = choose_temperature(weights.B, labels.to_numpy()) if temperature == "auto" else None
-    used = chosen["temperature"] if chosen is not None else float(temperature)
+    chosen = _auto_temperature(mdata, weights, labels, key=key, source=source, target=target, labels_key=labels_key)
+    used = chosen["temperature"] if temperature == "auto" else float(temperature)
     masses = label_masses(soften(weights.B, used), labels.to_numpy())
     best = masses.to_numpy().argmax(axis=1)
     confidence = np.clip(masses.to_numpy().max(axis=1), 0.0, 1.0)
@@ -209,9 +218,26 @@ def transfer_labels(
             "temperature": temperature,
         },
         "temperature": used,
-        **({"round_trip": {k: chosen[k] for k in ("grid", "round_trip_nll")}} if chosen is not None else {}),
+        **(chosen["record"] if temperature == "auto" else {}),
     }
     return out if copy else None
+
+
+def _auto_temperature(mdata, weights: _Weights, labels: pd.Series, *, key, source, target, labels_key) -> dict:
+    """The vote's temperature for ``"auto"``: on the match's held-out pairs when enough, else by the round trip.
+
+    Returns ``{"temperature", "record"}``; ``record`` is what ``uns[key_added]`` keeps of the choice.
+    """
+    vote = held_out_vote(mdata, key=key, source=source, target=target, labels_key=labels_key)
+    if enough(vote):
+        chosen = choose_temperature_held_out(vote.B, vote.source_labels, vote.truth)
+        record = {"calibration": "held_out", "held_out": {k: chosen[k] for k in ("grid", "held_out_nll", "n_cells")}}
+    else:
+        chosen = choose_temperature(weights.B, labels.to_numpy())
+        record = {"calibration": "round_trip", "round_trip": {k: chosen[k] for k in ("grid", "round_trip_nll")}}
+        if vote is not None:
+            record["held_out_pairs"] = len(vote.truth)  # too few (tl._held_out.MIN_HELD_OUT_PAIRS)
+    return {"temperature": chosen["temperature"], "record": record}
 
 
 def _check_temperature(temperature: float | str) -> None:
