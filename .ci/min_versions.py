@@ -21,6 +21,7 @@ FLOOR = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*>=\s*([0-9][0-9A-Za-z.\-]*)\s*$")
 
 
 def constraints(pyproject: Path = PYPROJECT, extras: tuple[str, ...] = ("test",)) -> list[str]:
+    """Pins ``name==floor`` for every ``name>=floor`` requirement of the project and of ``extras``."""
     project = tomllib.loads(pyproject.read_text())["project"]
     requirements = list(project["dependencies"])
     for extra in extras:

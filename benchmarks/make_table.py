@@ -165,6 +165,8 @@ COLUMNS["accuracy_atac"] = COLUMNS["accuracy"]
 # transductive refinement (run_matching.py methods scmatch_refine*): match seconds include the refinement
 COLUMNS["refinement"] = [c for c in COLUMNS["matching"] if c[0] not in ("top5", "peak_rss_delta_mb")]
 COLUMNS["refinement_time"] = COLUMNS["refinement"]
+# training-schedule prototypes on small references (run_matching.py with benchmarks/prototypes/schedule.patch)
+COLUMNS["schedule"] = COLUMNS["refinement"]
 # ATAC preprocessing ablation (run_atac.py): rows are dataset x recipe variant
 COLUMNS["atac"] = [
     ("n_peaks_used", "peaks kept", ".0f", None),
