@@ -105,10 +105,14 @@ class MatchingSplit:
         return cls(**kw)
 
 
-PREPROCESSINGS = ("joint", "mapping")
+PREPROCESSINGS = ("joint", "mapping", "joint_knn_basis", "mapping_knn_basis")
+#: ``recipe_atac(basis_neighbors=...)`` of the ``*_knn_basis`` preprocessings (scanpy's default neighbour count)
+KNN_BASIS_NEIGHBORS = 15
 
 
-def _preprocess(adata, kind: str, *, n_comps: int, random_state: int, reference=None) -> np.ndarray:
+def _preprocess(
+    adata, kind: str, *, n_comps: int, random_state: int, reference=None, basis_neighbors: int | None = None
+) -> np.ndarray:
     """Run the scmatch recipe of a modality on ``adata`` (or project it onto ``reference``); return the embedding.
 
     Without ``reference`` the recipe is fitted on every cell of ``adata``; ``n_comps`` (RNA and protein; ATAC
@@ -131,12 +135,16 @@ def _preprocess(adata, kind: str, *, n_comps: int, random_state: int, reference=
     kw = {"n_top_genes": min(2000, adata.n_vars)} if kind == "rna" else {}
     if kind != "atac":  # ATAC: the recipe's own defaults (its number of components among them)
         kw["n_comps"] = n_comps
+    elif basis_neighbors is not None:
+        kw["basis_neighbors"] = basis_neighbors
     recipes[kind](adata, random_state=random_state, **kw)
     return np.asarray(adata.obsm[key], dtype=np.float32)
 
 
 def _embed(adata, kind: str, is_train: np.ndarray, is_test: np.ndarray, preprocessing: str, **kw):
     """Reference and query embeddings of one modality: fitted on all cells (joint) or on the reference (mapping)."""
+    if preprocessing.endswith("_knn_basis"):
+        preprocessing, kw = preprocessing.removesuffix("_knn_basis"), {**kw, "basis_neighbors": KNN_BASIS_NEIGHBORS}
     if preprocessing == "joint":
         X = _preprocess(adata, kind, **kw)
         return X[is_train], X[is_test]
@@ -170,7 +178,8 @@ def load_split(
 
     ``preprocessing="joint"`` fits each modality's recipe on every cell of the file (reference + query);
     ``"mapping"`` fits it on the reference cells alone (``n_comps`` capped by the reference's size) and projects the
-    query cells with ``reference=``. The split, the query order, its labels and truth are the same in both, so a seed
+    query cells with ``reference=``. ``"joint_knn_basis"`` and ``"mapping_knn_basis"`` are the same with the ATAC
+    loadings fitted on neighbour-averaged profiles (``recipe_atac(basis_neighbors=15)``). The split, the query order, its labels and truth are the same in both, so a seed
     shuffles the query identically. For a dataset of ready-made features (SNARE-seq) nothing is fitted: the two
     give the same arrays. ``n_sim_cells`` is the total number of simulated cells (two batches: reference and query).
     """
@@ -215,7 +224,11 @@ def load_split(
     if "atac" in (kind1, kind2):
         import scmatch.pp._recipes as recipes
 
-        meta["atac_recipe"] = {"n_comps": recipes.ATAC_N_COMPS, "min_cells": recipes.ATAC_MIN_CELLS}
+        meta["atac_recipe"] = {
+            "n_comps": recipes.ATAC_N_COMPS,
+            "min_cells": recipes.ATAC_MIN_CELLS,
+            "basis_neighbors": KNN_BASIS_NEIGHBORS if preprocessing.endswith("_knn_basis") else None,
+        }
     if name == "simulated":
         meta["n_sim_cells"] = n_sim_cells
     n_test = int(is_test.sum())

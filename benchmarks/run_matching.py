@@ -256,6 +256,7 @@ def main(argv: list[str] | None = None) -> None:
         nargs="+",
         choices=PREPROCESSINGS,
         help="joint: PCA/LSI fitted on reference + query (the default); mapping: fitted on the reference, query "
+        "projected; *_knn_basis: the same with recipe_atac(basis_neighbors=15). "
         "projected. Given, record names gain it: {dataset}__{method}__{preprocessing}__seed{seed}.json",
     )
     p.add_argument("--out", type=Path, default=RESULTS)

@@ -12,6 +12,7 @@ from scipy.sparse.linalg import svds
 
 from .._keys import Key
 from .._utils import _check_finite, _get_matrix, _get_modality, _rng, logger
+from ._knn_basis import _check_neighbors, neighbour_average
 from ._utils import _check_int, _seed_record, _sums, _target, _where
 
 #: ``drop_first="auto"`` drops the first component when its correlation with log depth is at least this, in size
@@ -53,6 +54,7 @@ def lsi(
     drop_first: bool | Literal["auto"] = True,
     layer: str | None = None,
     mask_var: str | None = None,
+    n_neighbors: int | None = None,
     random_state: int | np.random.Generator | None = 0,
     copy: bool = False,
 ) -> AnnData | MuData | None:
@@ -72,6 +74,13 @@ def lsi(
     positive. If more components are asked for than the matrix allows (at most ``min(n_cells, n_peaks) - 1``),
     ``n_comps`` is lowered and a message is logged.
 
+    With ``n_neighbors``, the loadings are fitted on neighbour-averaged profiles (:mod:`scmatch.pp._knn_basis`): a
+    first LSI finds each cell's ``n_neighbors`` nearest cells (itself included, cosine distance), the SVD of the
+    matrix of their averaged profiles gives the loadings :math:`V`, and every cell's coordinates are its own
+    profile projected on them, :math:`X V`, which is how reference mapping places a query's cells. Averaging
+    makes the loadings follow what neighbouring cells share rather than what a single sparse profile holds; it
+    is meant for a reference that queries will be mapped onto (benchmarks/README.md, *Mapping basis*).
+
     Parameters
     ----------
     data
@@ -88,6 +97,9 @@ def lsi(
     mask_var
         Name of a boolean ``.var`` column (e.g. ``'highly_accessible'`` from :func:`scmatch.pp.select_peaks`):
         only those peaks enter the SVD; the others get zero loadings. ``None`` uses all peaks.
+    n_neighbors
+        Fit the loadings on profiles averaged over this many nearest cells (see above); ``None`` (the default) or
+        1: the plain SVD.
     random_state
         Seed (or :class:`numpy.random.Generator`) of the SVD's starting vector.
     copy
@@ -100,7 +112,8 @@ def lsi(
     - ``.obsm['X_lsi']``: cell coordinates :math:`U S`, float64, cells x ``n_comps``;
     - ``.varm['LSI']``: peak loadings :math:`V`, peaks x ``n_comps`` (zero rows for peaks outside ``mask_var``);
     - ``.uns['lsi']``: ``params`` (the arguments, plus ``n_comps_used``), ``singular_values`` and ``stdev``
-      (singular values over :math:`\sqrt{n_{cells} - 1}`, as muon), ``depth_corr`` (Pearson correlation of each
+      (singular values over :math:`\sqrt{n_{cells} - 1}`, as muon; with ``n_neighbors``, those of the averaged
+      matrix), ``depth_corr`` (Pearson correlation of each
       output component with depth), ``depth_source``, and with ``drop_first`` also ``dropped_component``: a dict
       with the ``singular_value`` and ``depth_corr`` of the component left out.
 
@@ -128,14 +141,23 @@ def lsi(
             "Check that the counts are loaded and that the peak selection keeps accessible peaks."
         )
     auto, first, k = _n_components(X_used.shape, n_comps, drop_first)
+    n_neighbors = _check_neighbors(n_neighbors, X_used.shape[0])
 
-    u, s, vt = _truncated_svd(X_used, k, _rng(random_state))
-    coords = u * s
     if "counts" in adata.layers and adata.layers["counts"].shape == adata.shape:
         depth, depth_source = np.log1p(_sums(adata.layers["counts"], axis=1)), "counts"
     else:
         depth, depth_source = np.log1p(np.clip(_sums(X, axis=1), 0, None)), "input"
+
+    rng = _rng(random_state)
+    u, s, vt = _truncated_svd(X_used, k, rng)
+    coords = u * s
     corr = _correlations(coords, depth)
+    if n_neighbors > 1:  # loadings from neighbour-averaged profiles, found in this first LSI without depth
+        drop = first if not auto else int(bool(abs(np.nan_to_num(corr[0])) >= DEPTH_CORR_DROP))
+        averaged = neighbour_average(X_used, coords[:, drop:], n_neighbors=n_neighbors)
+        u, s, vt = _truncated_svd(averaged, k, rng)
+        coords = np.asarray(X_used @ vt.T)
+        corr = _correlations(coords, depth)
     if auto:
         first = int(bool(abs(np.nan_to_num(corr[0])) >= DEPTH_CORR_DROP))
         if not first and k > n_comps:  # the first component stays; the extra one computed to replace it goes
@@ -152,6 +174,7 @@ def lsi(
             "dropped_first": bool(first),
             "layer": layer,
             "mask_var": mask_var,
+            "n_neighbors": None if n_neighbors <= 1 else int(n_neighbors),
             "random_state": _seed_record(random_state),
         },
         "singular_values": s[first:],

@@ -225,6 +225,7 @@ def recipe_atac(
     max_frac: float | None = None,
     n_top: int | None = None,
     drop_first: bool | Literal["auto"] = "auto",
+    basis_neighbors: int | None = None,
     layer: str | None = None,
     reference: AnnData | MuData | Any | None = None,
     random_state: int | None = 0,
@@ -264,6 +265,11 @@ def recipe_atac(
         Leave out the first LSI component: ``"auto"`` (the default) drops it when it tracks sequencing depth
         (correlation with log depth at least 0.5 in size, :data:`scmatch.pp._lsi.DEPTH_CORR_DROP`), as it does on
         TF-IDF data; ``True`` or ``False`` decide without looking.
+    basis_neighbors
+        Fit the LSI loadings on profiles averaged over this many nearest cells, and place every cell by projecting
+        its own profile on them (``n_neighbors`` of :func:`scmatch.pp.lsi`). Meant for a reference that query
+        cells will be mapped onto with ``reference=``, on sparse ATAC. ``None`` (the default): the plain SVD. See
+        the ATAC page of the docs for its numbers.
     layer
         Read the raw counts from ``.layers[layer]`` instead of ``.X`` (e.g. ``'counts'`` to re-run the recipe).
     reference
@@ -326,7 +332,14 @@ def recipe_atac(
     tmp.layers["counts"] = counts  # read only, for the depth correlations of lsi
     select_peaks(tmp, min_frac=min_frac, max_frac=max_frac, n_top=n_top, min_cells=min_cells)
     tfidf(tmp, log_tf=True, log_idf=True, log_tfidf=False)
-    lsi(tmp, n_comps=n_comps, drop_first=drop_first, mask_var="highly_accessible", random_state=random_state)
+    lsi(
+        tmp,
+        n_comps=n_comps,
+        drop_first=drop_first,
+        mask_var="highly_accessible",
+        n_neighbors=basis_neighbors,
+        random_state=random_state,
+    )
 
     recipe = {
         "recipe": "atac",
@@ -338,6 +351,7 @@ def recipe_atac(
             "n_top": n_top,
             "min_cells": min_cells,
             "drop_first": drop_first if isinstance(drop_first, str) else bool(drop_first),
+            "basis_neighbors": tmp.uns["lsi"]["params"]["n_neighbors"],
             "layer": layer,
             "random_state": _seed_record(random_state),
         },
