@@ -179,7 +179,8 @@ def load_split(
     ``preprocessing="joint"`` fits each modality's recipe on every cell of the file (reference + query);
     ``"mapping"`` fits it on the reference cells alone (``n_comps`` capped by the reference's size) and projects the
     query cells with ``reference=``. ``"joint_knn_basis"`` and ``"mapping_knn_basis"`` are the same with the ATAC
-    loadings fitted on neighbour-averaged profiles (``recipe_atac(basis_neighbors=15)``). The split, the query order, its labels and truth are the same in both, so a seed
+    loadings fitted on neighbour-averaged profiles (``recipe_atac(basis_neighbors=15)``).
+    The split, the query order, its labels and truth are the same in both, so a seed
     shuffles the query identically. For a dataset of ready-made features (SNARE-seq) nothing is fitted: the two
     give the same arrays. ``n_sim_cells`` is the total number of simulated cells (two batches: reference and query).
     """

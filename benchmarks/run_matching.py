@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
         choices=PREPROCESSINGS,
         help="joint: PCA/LSI fitted on reference + query (the default); mapping: fitted on the reference, query "
         "projected; *_knn_basis: the same with recipe_atac(basis_neighbors=15). "
-        "projected. Given, record names gain it: {dataset}__{method}__{preprocessing}__seed{seed}.json",
+        "Given, record names gain it: {dataset}__{method}__{preprocessing}__seed{seed}.json",
     )
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--threads", type=int, default=1, help="CPU threads per run (torch and BLAS), same for all")
