@@ -48,6 +48,7 @@ def test_matches_numpy_svd(matrix, to_matrix, drop_first):
         "dropped_first": drop_first,
         "layer": None,
         "mask_var": None,
+        "n_neighbors": None,
         "random_state": 0,
     }
     assert ("dropped_component" in uns) == drop_first
@@ -143,6 +144,44 @@ def test_mask_var_uses_only_selected_peaks(matrix):
     _assert_equal_up_to_sign(adata.varm["LSI"][mask], V[:, :3])
 
 
+@pytest.mark.parametrize("drop_first", [False, True])
+def test_neighbour_basis_by_hand(matrix, drop_first):
+    # the loadings come from the SVD of each cell's profile averaged with its 4 nearest cells (itself included) in
+    # a first LSI, by cosine distance; every cell is then placed by projecting its own profile on them
+    adata = make_adata(sp.csr_matrix(matrix))
+    sm.pp.lsi(adata, n_comps=3, drop_first=drop_first, n_neighbors=4)
+    first = int(drop_first)
+    coords, _, _ = _reference(matrix)
+    space = coords[:, first : first + 3]
+    unit = space / np.linalg.norm(space, axis=1, keepdims=True)
+    distances = ((unit[:, None, :] - unit[None, :, :]) ** 2).sum(axis=2)
+    nearest = np.argsort(distances, axis=1)[:, :4]
+    assert (nearest[:, 0] == np.arange(15)).all()
+    averaged = matrix[nearest].mean(axis=1)
+    _, s, V = _reference(averaged)
+    V = V[:, first : first + 3]
+    _assert_equal_up_to_sign(adata.varm["LSI"], V)
+    np.testing.assert_allclose(adata.obsm["X_lsi"], matrix @ adata.varm["LSI"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(adata.uns["lsi"]["singular_values"], s[first : first + 3], rtol=1e-10)
+    assert adata.uns["lsi"]["params"]["n_neighbors"] == 4
+    # one neighbour is the plain SVD
+    plain, one = make_adata(sp.csr_matrix(matrix)), make_adata(sp.csr_matrix(matrix))
+    sm.pp.lsi(plain, n_comps=3, drop_first=drop_first)
+    sm.pp.lsi(one, n_comps=3, drop_first=drop_first, n_neighbors=1)
+    np.testing.assert_array_equal(one.obsm["X_lsi"], plain.obsm["X_lsi"])
+    assert one.uns["lsi"]["params"]["n_neighbors"] is None
+
+
+def test_neighbour_basis_capped_with_message(matrix, caplog):
+    capped, every = make_adata(sp.csr_matrix(matrix)), make_adata(sp.csr_matrix(matrix))
+    with caplog.at_level(logging.INFO, logger="scmatch"):
+        sm.pp.lsi(capped, n_comps=3, n_neighbors=40)
+    assert "n_neighbors=40 is more than the 15 cells; using 15" in caplog.text
+    sm.pp.lsi(every, n_comps=3, n_neighbors=15)
+    np.testing.assert_allclose(capped.obsm["X_lsi"], every.obsm["X_lsi"], rtol=1e-12)
+    assert capped.uns["lsi"]["params"]["n_neighbors"] == 15
+
+
 def test_mudata_copy_and_layer(small_mdata):
     atac = small_mdata["atac"]
     atac.layers["tfidf"] = atac.X.copy()
@@ -162,6 +201,9 @@ def test_mudata_copy_and_layer(small_mdata):
         ({"mask_var": "name"}, "must be boolean"),
         ({"mask_var": "none"}, "selects no peaks"),
         ({"layer": "missing"}, "Layer 'missing' not found"),
+        ({"n_neighbors": 0}, "`n_neighbors` must be a positive integer or None"),
+        ({"n_neighbors": 2.5}, "`n_neighbors` must be a positive integer or None"),
+        ({"n_neighbors": True}, "`n_neighbors` must be a positive integer or None"),
     ],
 )
 def test_bad_arguments(matrix, kwargs, message):

@@ -33,6 +33,7 @@ def _split(adata, n_query: int, seed: int = 0):
         ("multiome", "atac", "atac", {}),
         ("multiome", "rna", "rna", {"n_top_genes": 300, "n_comps": 30}),
         ("snare2", "atac", "atac", {}),  # real sparse single-nucleus ATAC, the recipe's defaults
+        ("snare2", "atac", "atac", {"basis_neighbors": 15}),  # loadings from neighbour-averaged profiles
     ],
 )
 def test_projection_equals_the_reference_fit_on_real_data(
