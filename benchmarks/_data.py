@@ -32,6 +32,8 @@ DATASETS: dict[str, tuple[str | None, str, str, str, Batches, Batches]] = {
     "totalvi": ("totalvi_sln_340.h5mu", "rna", "adt", "protein", None, None),
     "snareseq": ("snareseq_cellmix_1047.h5mu", "rna_pca", "atac_features", "features", None, None),
     "simulated": (None, "rna", "atac", "atac", "batch0", "batch1"),
+    # the simulator's single-nucleus ATAC setting (25,000 peaks, about 100 non-zero per cell)
+    "simulated_sparse": (None, "rna", "atac", "atac", "batch0", "batch1"),
     # SNARE-seq2 mouse cortex, split by sequencing library: real sparse single-nucleus ATAC, both directions
     "snare2": ("snare2_mop_5232.h5mu", "rna", "atac", "atac", ("09A", "09B", "09C"), ("09D", "09E", "09F")),
     "snare2_rev": ("snare2_mop_5232.h5mu", "rna", "atac", "atac", ("09D", "09E", "09F"), ("09A", "09B", "09C")),
@@ -154,10 +156,11 @@ def _embed(adata, kind: str, is_train: np.ndarray, is_test: np.ndarray, preproce
 
 
 def _read(name: str, *, n_sim_cells: int):
-    if name == "simulated":
+    if name in ("simulated", "simulated_sparse"):
         import scmatch.datasets
 
-        return scmatch.datasets.simulate_multiome(n_sim_cells, n_batches=2, random_state=0)
+        sparsity = {"atac_sparsity": "single_nucleus"} if name == "simulated_sparse" else {}
+        return scmatch.datasets.simulate_multiome(n_sim_cells, n_batches=2, random_state=0, **sparsity)
     import mudata
 
     path = data_dir() / DATASETS[name][0]
@@ -230,7 +233,7 @@ def load_split(
             "min_cells": recipes.ATAC_MIN_CELLS,
             "basis_neighbors": KNN_BASIS_NEIGHBORS if preprocessing.endswith("_knn_basis") else None,
         }
-    if name == "simulated":
+    if name in ("simulated", "simulated_sparse"):
         meta["n_sim_cells"] = n_sim_cells
     n_test = int(is_test.sum())
     return MatchingSplit(

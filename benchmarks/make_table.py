@@ -167,6 +167,8 @@ COLUMNS["refinement"] = [c for c in COLUMNS["matching"] if c[0] not in ("top5", 
 COLUMNS["refinement_time"] = COLUMNS["refinement"]
 # the Mapping table's scmatch rows re-run with today's defaults (ensemble, match-score calibration, ATAC recipe)
 COLUMNS["mapping_defaults"] = COLUMNS["mapping"]
+# ATAC loadings from neighbour-averaged profiles (recipe_atac(basis_neighbors=15)), joint and mapping
+COLUMNS["mapping_basis"] = COLUMNS["mapping"]
 # training-schedule prototypes on small references (run_matching.py with benchmarks/prototypes/schedule.patch)
 COLUMNS["schedule"] = COLUMNS["refinement"]
 # ATAC preprocessing ablation (run_atac.py): rows are dataset x recipe variant
@@ -188,7 +190,7 @@ COLUMNS["atac_screen"] = COLUMNS["atac"]
 # one run, quoted in docs/atac.md and checked there by benchmarks/check_numbers.py)
 NO_TABLE = {"sinkhorn", "atac_memory"}
 # tables whose rows are method x a record field: the row shows "method/value" (e.g. scmatch/mapping)
-METHOD_SUFFIX = {"mapping": "preprocessing", "mapping_defaults": "preprocessing"}
+METHOD_SUFFIX = {"mapping": "preprocessing", "mapping_defaults": "preprocessing", "mapping_basis": "preprocessing"}
 DASH_MISSING = {"peers", "speed", "transfer"}  # tables that show a dash, not nan, where a row's records lack a column
 SKIP = {"seed", "n_train", "n_test", "n_cores", "torch_threads", "max_nnz_per_row", "git_dirty"}
 DATASET_ORDER = ["cite", "multiome", "totalvi", "snareseq", "snare2", "snare2_rev", "snare2_mop", "challenge_cite"]
