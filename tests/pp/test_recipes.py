@@ -142,6 +142,27 @@ def test_failure_half_way_leaves_object_untouched(small_mdata):
     assert_unchanged(small_mdata["atac"], before)
 
 
+@pytest.mark.parametrize("value", [0, -3, 2.5, True, "15"])
+def test_bad_basis_neighbors_refused(small_mdata, value):
+    before = snapshot(small_mdata["atac"])
+    with pytest.raises(ValueError, match=rf"`basis_neighbors` must be a positive integer or None, got {value!r}"):
+        sm.pp.recipe_atac(small_mdata, basis_neighbors=value)
+    assert_unchanged(small_mdata["atac"], before)
+
+
+def test_basis_neighbors_recorded_and_reproducible(small_mdata):
+    a = sm.pp.recipe_atac(small_mdata, basis_neighbors=5, copy=True)["atac"]
+    b = sm.pp.recipe_atac(small_mdata, basis_neighbors=5, copy=True)["atac"]
+    plain = sm.pp.recipe_atac(small_mdata, copy=True)["atac"]
+    np.testing.assert_array_equal(a.obsm["X_lsi"], b.obsm["X_lsi"])
+    assert a.uns["scmatch_recipe"]["params"]["basis_neighbors"] == 5
+    assert plain.uns["scmatch_recipe"]["params"]["basis_neighbors"] is None
+    assert not np.allclose(np.abs(a.varm["LSI"]), np.abs(plain.varm["LSI"]))  # another basis
+    # every cell is its own profile projected on the loadings (TF-IDF on the selected peaks)
+    used = a.var["highly_accessible"].to_numpy()
+    np.testing.assert_allclose(a.obsm["X_lsi"], a.X[:, used] @ a.varm["LSI"][used], rtol=1e-10, atol=1e-12)
+
+
 def test_empty_cell_is_refused_by_recipe_atac(small_mdata):
     atac = small_mdata["atac"]
     X = atac.X.toarray()

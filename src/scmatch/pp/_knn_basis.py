@@ -18,12 +18,17 @@ from sklearn.neighbors import NearestNeighbors
 from .._utils import logger
 
 
+def validate_neighbors(value: int | None, *, name: str = "n_neighbors") -> None:
+    """Refuse anything but ``None`` or a positive integer, naming the argument ``name``."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1):
+        raise ValueError(f"`{name}` must be a positive integer or None, got {value!r}.")
+
+
 def _check_neighbors(n_neighbors: int | None, n_cells: int) -> int:
     """``n_neighbors`` as an int (1 for ``None``), checked against the number of cells."""
+    validate_neighbors(n_neighbors)
     if n_neighbors is None:
         return 1
-    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, int | np.integer) or n_neighbors < 1:
-        raise ValueError(f"`n_neighbors` must be a positive integer or None, got {n_neighbors!r}.")
     if n_neighbors > n_cells:
         logger.info("lsi: n_neighbors=%d is more than the %d cells; using %d.", n_neighbors, n_cells, n_cells)
         return int(n_cells)

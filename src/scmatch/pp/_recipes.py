@@ -17,6 +17,7 @@ from mudata import MuData
 from .._keys import Key
 from .._utils import _check_counts, _check_finite, _get_matrix, _get_modality, logger
 from ._clr import _geo_means, clr
+from ._knn_basis import validate_neighbors
 from ._lsi import lsi
 from ._map import map_onto_reference
 from ._peaks import select_peaks
@@ -327,6 +328,7 @@ def recipe_atac(
     _check_no_empty_cells(counts, adata, where=_where(layer))
     if not (isinstance(drop_first, bool | np.bool_) or (isinstance(drop_first, str) and drop_first == "auto")):
         raise ValueError(f"`drop_first` must be True, False or 'auto', got {drop_first!r}.")
+    validate_neighbors(basis_neighbors, name="basis_neighbors")
 
     tmp = _scratch(adata, counts)
     tmp.layers["counts"] = counts  # read only, for the depth correlations of lsi
