@@ -187,8 +187,9 @@ COLUMNS["atac"] = [
 ]
 COLUMNS["atac_screen"] = COLUMNS["atac"]
 # result folders summarised in prose instead (sinkhorn: timings of one function, not dataset x method; atac_memory:
-# one run, quoted in docs/atac.md and checked there by benchmarks/check_numbers.py)
-NO_TABLE = {"sinkhorn", "atac_memory"}
+# one run, quoted in docs/atac.md and checked there by benchmarks/check_numbers.py; transfer_wide_pool: a prototype's
+# run, benchmarks/prototypes/held_out_pool.py, quoted in the Transfer findings)
+NO_TABLE = {"sinkhorn", "atac_memory", "transfer_wide_pool"}
 # tables whose rows are method x a record field: the row shows "method/value" (e.g. scmatch/mapping)
 METHOD_SUFFIX = {"mapping": "preprocessing", "mapping_defaults": "preprocessing", "mapping_basis": "preprocessing"}
 DASH_MISSING = {"peers", "speed", "transfer"}  # tables that show a dash, not nan, where a row's records lack a column
