@@ -74,12 +74,12 @@ def lsi(
     positive. If more components are asked for than the matrix allows (at most ``min(n_cells, n_peaks) - 1``),
     ``n_comps`` is lowered and a message is logged.
 
-    With ``n_neighbors``, the loadings are fitted on neighbour-averaged profiles: a
-    first LSI finds each cell's ``n_neighbors`` nearest cells (itself included, cosine distance), the SVD of the
-    matrix of their averaged profiles gives the loadings :math:`V`, and every cell's coordinates are its own
-    profile projected on them, :math:`X V`, which is how reference mapping places a query's cells. Averaging
-    makes the loadings follow what neighbouring cells share rather than what a single sparse profile holds; it
-    is meant for a reference that queries will be mapped onto (benchmarks/README.md, *Mapping basis*).
+    With ``n_neighbors``, the loadings are fitted on neighbour-averaged profiles: a first LSI finds each cell's
+    ``n_neighbors`` nearest cells (itself included, cosine distance), the SVD of the matrix of their averaged
+    profiles gives the loadings :math:`V`, and every cell's coordinates are its own profile projected on them,
+    :math:`X V`, which is how reference mapping places a query's cells. Averaging makes the loadings follow what
+    neighbouring cells share rather than what a single sparse profile holds; it is meant for a reference that
+    queries will be mapped onto (benchmarks/README.md, *Mapping basis*).
 
     Parameters
     ----------
