@@ -43,6 +43,13 @@ def _query_of_legacy(model: MatchModel) -> tuple[np.ndarray, np.ndarray]:
     return query["rna"].obsm["X_pca"], query["atac"].obsm["X_lsi"]
 
 
+def assert_same_predictions(actual: np.ndarray, expected: np.ndarray) -> None:
+    """The stored predictions, to float32 precision: the network runs in float32, whose last bits differ between
+    CPUs (vector widths, BLAS kernels); a change in the weights or the maths moves them by far more."""
+    assert actual.shape == expected.shape and np.array_equal(actual > 0, expected > 0)
+    np.testing.assert_allclose(actual, expected, rtol=2e-6, atol=1e-7)
+
+
 def test_legacy_folder_loads_with_its_predictions(caplog):
     """A folder saved before manifests (by the code of that time) loads, with a note, and predicts as it did."""
     assert not (LEGACY / "manifest.json").exists()
@@ -51,7 +58,7 @@ def test_legacy_folder_loads_with_its_predictions(caplog):
     assert "saved by an older scmatch, without a manifest" in caplog.text
     assert [s.recipe for s in model.preprocessing_] == ["rna", "atac"]
     P = model.predict_proba(*_query_of_legacy(model))
-    np.testing.assert_array_equal(P.toarray(), np.load(EXPECTED))
+    assert_same_predictions(P.toarray(), np.load(EXPECTED))
 
 
 def test_legacy_model_saved_again_gets_a_manifest(tmp_path):
@@ -62,7 +69,7 @@ def test_legacy_model_saved_again_gets_a_manifest(tmp_path):
     assert sorted(manifest["files"]) == ["config.json", "model.pt", "preprocessing.json", "preprocessing.npz"]
     again = MatchModel.load(tmp_path / "new", device="cpu")
     P = again.predict_proba(*_query_of_legacy(again))
-    np.testing.assert_array_equal(P.toarray(), np.load(EXPECTED))
+    assert_same_predictions(P.toarray(), np.load(EXPECTED))
 
 
 def test_overwrite_replaces_a_marked_model(tmp_path):
