@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,11 @@ DATASETS: dict[str, tuple[str | None, str, str, str, Batches, Batches]] = {
     # SNARE-seq2 mouse cortex, split by sequencing library: real sparse single-nucleus ATAC, both directions
     "snare2": ("snare2_mop_5232.h5mu", "rna", "atac", "atac", ("09A", "09B", "09C"), ("09D", "09E", "09F")),
     "snare2_rev": ("snare2_mop_5232.h5mu", "rna", "atac", "atac", ("09D", "09E", "09F"), ("09A", "09B", "09C")),
+    # 10x PBMC CITE-seq with a 17-protein panel (3 isotype controls); no batches, no labels: seeded random halves
+    "pbmc_protein": ("pbmc_1k_protein_v3.h5mu", "rna", "adt", "protein", None, None),
 }
+#: sets without batches, split into seeded random halves (reference, query)
+RANDOM_HALVES = ("snareseq", "pbmc_protein")
 
 
 _FEATURES = {
@@ -71,6 +75,11 @@ class MatchingSplit:
     labels_cols: np.ndarray
     truth: np.ndarray
     meta: str = "{}"  # JSON: how the features were made (modalities, recipes, sizes)
+    # each cell's values on the protein-gene links (scmatch.links.linked_values); 0 columns without links
+    L1_train: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    L2_train: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    L1_test: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    L2_test: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
     @property
     def n_train(self) -> int:
@@ -91,6 +100,7 @@ class MatchingSplit:
         return replace(
             self,
             X2_test=self.X2_test[perm],
+            L2_test=self.L2_test[perm] if len(self.L2_test) else self.L2_test,
             labels_cols=self.labels_cols[perm],
             truth=np.argsort(perm).astype(np.int64),
         )
@@ -102,7 +112,7 @@ class MatchingSplit:
     @classmethod
     def load(cls, path: str | Path) -> MatchingSplit:
         with np.load(path, allow_pickle=False) as z:
-            kw = {f.name: z[f.name] for f in fields(cls)}
+            kw = {f.name: z[f.name] for f in fields(cls) if f.name in z.files}
         kw["name"], kw["meta"] = str(kw["name"]), str(kw["meta"])
         return cls(**kw)
 
@@ -198,8 +208,8 @@ def load_split(
         raise ValueError(f"{name}: {mod1} and {mod2} obs_names differ; the pairing is lost.")
     kind1 = "features" if kind2 == "features" else "rna"
 
-    if name == "snareseq":  # no batches: a seeded random half is the reference
-        labels = a1.obs["cell_line"].astype(str).to_numpy()
+    if name in RANDOM_HALVES:  # no batches: a seeded random half is the reference
+        labels = a1.obs["cell_line"].astype(str).to_numpy() if name == "snareseq" else np.full(a1.n_obs, "none")
         order = np.random.default_rng(random_state).permutation(a1.n_obs)
         is_train = np.zeros(a1.n_obs, dtype=bool)
         is_train[order[: a1.n_obs // 2]] = True
@@ -216,6 +226,7 @@ def load_split(
         if not is_train.any() or not is_test.any():
             raise ValueError(f"{name}: batches {train_batch!r}/{test_batch!r} not found in {sorted(set(batch))}")
     kw = {"n_comps": n_comps, "random_state": random_state}
+    links = _linked(a1, a2) if kind2 == "protein" else None  # from the counts, before the recipes
     X1_train, X1_test = _embed(a1, kind1, is_train, is_test, preprocessing, **kw)
     X2_train, X2_test = _embed(a2, kind2, is_train, is_test, preprocessing, **kw)
     meta = {
@@ -246,5 +257,17 @@ def load_split(
         labels_rows=labels[is_test],
         labels_cols=labels[is_test],
         truth=np.arange(n_test, dtype=np.int64),
-        meta=json.dumps(meta),
-    )
+        meta=json.dumps({**meta, "n_links": 0 if links is None else links[0].shape[1]}),
+        **({} if links is None else {
+            "L1_train": links[0][is_train], "L2_train": links[1][is_train],
+            "L1_test": links[0][is_test], "L2_test": links[1][is_test],
+        }),
+    )  # fmt: skip
+
+
+def _linked(rna, protein) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's values on the protein-gene links found by name (scmatch.links), from the counts."""
+    import scmatch.links
+
+    table = scmatch.links.protein_gene_links(protein.var_names, rna.var_names)
+    return scmatch.links.linked_values(rna, protein, table)

@@ -130,6 +130,20 @@ def _method_class(spec: str):
 # without the query's mutual best matches as pseudo-pairs; match_seconds includes the refinement
 METHODS["scmatch_refine"] = {**METHODS["scmatch"], "refine": {}}
 METHODS["scmatch_refine_pseudo"] = {**METHODS["scmatch"], "refine": {"pseudo_pairs": True}}
+# feature links (benchmarks/README.md, Feature links): the protein-gene prior, weighed on the held-out pairs, as
+# tl.match_modalities(links="auto") does; match_seconds includes choosing the weight
+METHODS["scmatch_links"] = {**METHODS["scmatch"], "links": True}
+
+
+def _linked_prior(model, split) -> tuple[object | None, dict | None]:
+    """The feature-link prior of the query and what choosing its weight found (None without links)."""
+    import scmatch.links
+
+    if split.L1_train.shape[1] == 0:
+        return None, {"weight": 0.0, "reason": "no links"}
+    chosen = scmatch.links.choose_weight(model, split.X1_train, split.X2_train, split.L1_train, split.L2_train)
+    z1, z2 = scmatch.links.profiles(split.L1_test), scmatch.links.profiles(split.L2_test)
+    return scmatch.links.PairPrior(z1, z2, chosen["weight"]), chosen
 
 
 def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command: str, threads: int) -> dict:
@@ -154,7 +168,7 @@ def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command:
     t0 = time.perf_counter()
     model = _fitted(spec, cls, split.X1_train, split.X2_train, seed=seed)
     t1 = time.perf_counter()
-    refinement = None
+    refinement = links = None
     if "refine" in spec:  # transductive refinement (scmatch.model.refine): match, fine-tune a copy, match again
         from scmatch.model import Refinement, refine
 
@@ -168,7 +182,10 @@ def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command:
         )
         refinement = {k: v.tolist() if hasattr(v, "tolist") else v for k, v in refinement.items()}
     else:
-        P = model.predict_proba(split.X1_test, split.X2_test, **spec["predict"])
+        prior, links = _linked_prior(model, split) if spec.get("links") else (None, None)
+        P = model.predict_proba(
+            split.X1_test, split.X2_test, **spec["predict"], **({"prior": prior} if prior is not None else {})
+        )
     t2 = time.perf_counter()
     peak = peak_since_reset_mb(peak_source)
 
@@ -202,6 +219,7 @@ def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command:
             "refine": spec.get("refine"),
         },
         **({"refinement": refinement} if refinement is not None else {}),
+        **({"links": links} if links is not None else {}),
         "params": _params(model),
         "fitted": getattr(model, "info_", {}),
         "epochs_run": _epochs_run(model),

@@ -206,11 +206,16 @@ def test_cite_save_load_identical(cite_matched, tmp_path):
     query = ~mdata["rna"].obs["is_reference"].to_numpy()
     x1, x2 = mdata["rna"].obsm["X_pca"][query], mdata["adt"].obsm["X_pca"][query]
     assert (model.predict_proba(x1, x2) != loaded.predict_proba(x1, x2)).nnz == 0
-    # the loaded model, applied through the functional API without training, reproduces the probabilities
-    copy = scm.tl.match_modalities(
-        mdata, mod1="rna", mod2="adt", reference="is_reference", batch_key="batch", model=loaded, copy=True
+    # the loaded model, applied through the functional API without training, reproduces the fitted model's
+    # probabilities (a fitted model matches without the feature links: their weight is chosen in a fit)
+    kw = {"mod1": "rna", "mod2": "adt", "reference": "is_reference", "batch_key": "batch", "copy": True}
+    copy, original = (
+        scm.tl.match_modalities(mdata, model=loaded, **kw),
+        scm.tl.match_modalities(mdata, model=model, **kw),
     )
-    assert (copy.obsp["match_probabilities"] != mdata.obsp["match_probabilities"]).nnz == 0
+    assert (copy.obsp["match_probabilities"] != original.obsp["match_probabilities"]).nnz == 0
+    assert "fitted before this call" in copy.uns["match"]["links"]["reason"]
+    assert mdata.uns["match"]["links"]["used"]  # the fit in this session used them
 
 
 @pytest.mark.parametrize(

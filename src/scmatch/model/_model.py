@@ -14,6 +14,7 @@ from ._fit import MIN_REFERENCE_PAIRS, Members, check_reference_size, combine_te
 from ._held_out import HeldOut, n_held_out
 from ._joint import fit_shared_projection, shared_projection
 from ._legacy import MOVED, from_flat, warn_deprecated
+from ._prior import PairPrior
 from ._saved import read_model, write_model
 from ._settings import ModelSettings
 from .nn._ensemble import EnsembleMatcher
@@ -244,6 +245,7 @@ class MatchModel(ModelSettings):
         feature_names1: Sequence[str] | None = None,
         feature_names2: Sequence[str] | None = None,
         info: dict | None = None,
+        prior: PairPrior | None = None,
     ) -> sp.csr_matrix:
         """Match probabilities of mod1 cells (rows) to mod2 cells (columns).
 
@@ -266,6 +268,10 @@ class MatchModel(ModelSettings):
         info
             A dict to fill with how the sparse Sinkhorn ended: ``sinkhorn_iterations`` and
             ``sinkhorn_marginal_error`` (the largest over batches) and ``sinkhorn_converged`` (all batches).
+        prior
+            Optional :class:`~scmatch.model._prior.PairPrior` (one profile per row of ``X1`` and of ``X2``): its
+            weighted dot products are added to the candidates' similarities before matching (feature links,
+            :mod:`scmatch.links`).
 
         Returns
         -------
@@ -279,16 +285,19 @@ class MatchModel(ModelSettings):
             raise ValueError(f"`top_k` must be at least 1, got {top_k}.")
         X1, X2 = self._checked_input(X1, 1, feature_names1), self._checked_input(X2, 2, feature_names2)
         groups = _inputs.batch_groups(batch1, batch2, X1.shape[0], X2.shape[0])
+        if prior is not None:
+            prior.check_shapes(X1.shape[0], X2.shape[0])
         device = _device(self.device)
         emb1, tok1 = encode(module, X1, modality=1, device=device, keep_tokens=bool(module.alpha))
         emb2, tok2 = encode(module, X2, modality=2, device=device, keep_tokens=bool(module.alpha))
 
         def similarity(rows: np.ndarray, cols: np.ndarray) -> sp.csr_matrix:
-            return search_candidates(
+            S = search_candidates(
                 module, emb1[rows], emb2[cols], metric=self.metric, search=search,
                 n_candidates=max(search.n_candidates, top_k), device=device,
                 tokens1=None if tok1 is None else tok1[rows], tokens2=None if tok2 is None else tok2[cols],
             )  # fmt: skip
+            return S if prior is None else prior.added(S, rows, cols)
 
         tau = self.temperature_["softmax" if matching == "softmax" else "sinkhorn"]
         shape = (X1.shape[0], X2.shape[0])

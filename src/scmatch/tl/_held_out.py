@@ -28,17 +28,28 @@ def held_out_key(key_added: str) -> str:
 
 
 def global_held_out(
-    mdata: MuData, model, inputs, *, mods: tuple[str, str], batch_key: str | None, matching: str, top_k: int
+    mdata: MuData,
+    model,
+    inputs,
+    *,
+    mods: tuple[str, str],
+    batch_key: str | None,
+    matching: str,
+    top_k: int,
+    prior=None,
 ) -> sp.csr_matrix | None:
     """The held-out pairs' probabilities as an ``n_obs x n_obs`` CSR of ``mdata``, or None where there are none.
 
     Only for a model trained in this call on reference pairs of ``mdata`` itself (``inputs.ref_positions``).
+    ``prior`` (a :class:`~scmatch.model._prior.PairPrior` over the reference pairs) is added as the query's is.
     """
     if getattr(model, "held_out_", None) is None or inputs.ref_positions is None:
         return None
     (mod1, mod2), (i1, i2) = mods, inputs.ref_positions
     batch = None if batch_key is None else mdata[mod1].obs[batch_key].astype(str).to_numpy()[i1]
-    H = held_out_probabilities(model, inputs.ref1, inputs.ref2, batch=batch, matching=matching, top_k=top_k).tocoo()
+    H = held_out_probabilities(
+        model, inputs.ref1, inputs.ref2, batch=batch, matching=matching, top_k=top_k, prior=prior
+    ).tocoo()
     rows = mdata.obs_names.get_indexer(mdata[mod1].obs_names[i1])
     cols = mdata.obs_names.get_indexer(mdata[mod2].obs_names[i2])
     return sp.csr_matrix((H.data, (rows[H.row], cols[H.col])), shape=(mdata.n_obs, mdata.n_obs))

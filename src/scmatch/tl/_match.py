@@ -17,12 +17,14 @@ from ..model import MatchModel, Refinement
 from ..model._fit import MIN_REFERENCE_PAIRS, MIN_TRAINING_PAIRS
 from ..model._inputs import batch_groups
 from ..model._joint import shared_projection
+from ..model._prior import PairPrior
 from ..model._refine import as_refinement
 from ..model._refine import refine as refine_model
 from ..model.solvers._matching import MATCHINGS
 from ..pp._project import recorded_fingerprint
 from ._confidence import match_confidence
 from ._held_out import global_held_out, held_out_key, held_out_summary
+from ._links import plan_links, weigh_links
 from ._spaces import (
     PendingProjection,
     check_same_space,
@@ -56,6 +58,7 @@ class _Inputs:
     pending: list[PendingProjection]
     query_masks: tuple[np.ndarray, np.ndarray]
     ref_positions: tuple[np.ndarray, np.ndarray] | None = None  # the pairs' rows in mdata (None: a separate MuData)
+    ref_pairs: tuple[np.ndarray, np.ndarray] | None = None  # the pairs' rows in ref_adatas
 
 
 @dataclass
@@ -69,6 +72,7 @@ class _Result:
     solver: dict
     refinement: dict | None = None
     held_out: sp.csr_matrix | None = None  # n_obs x n_obs probabilities of the held-out reference pairs
+    links: dict | None = None  # what the feature links did (tl._links)
 
 
 def match_modalities(
@@ -84,6 +88,7 @@ def match_modalities(
     top_k: int = 100,
     model: MatchModel | None = None,
     refine: bool | Refinement = False,
+    links: str | pd.DataFrame | None = "auto",
     random_state: int | None = 0,
     key_added: str = "match",
     copy: bool = False,
@@ -136,6 +141,16 @@ def match_modalities(
         Needs the reference pairs, also with a fitted model. The ``model`` given keeps its reference weights; the
         embeddings and probabilities written come from the refined copy, and ``uns[key_added]["refinement"]``
         records what it did. Measured in benchmarks/README.md, Refinement.
+    links
+        Feature links used as a prior on the match (:mod:`scmatch.links`): ``"auto"`` links each protein to the
+        gene coding it when one modality holds proteins and the other genes (a curated table of antibody names,
+        :func:`scmatch.links.protein_gene_links`; at least 3 links); a DataFrame with columns ``protein`` and
+        ``genes`` (``;`` between several) gives them by hand; ``None`` switches them off. Each candidate pair's
+        similarity gets the correlation of the two cells' linked values (from the counts, standardised within
+        each batch of the cells matched), times a weight chosen on the reference pairs the networks held out; a
+        weight of 0 (the links do not help there) leaves the network alone. It needs a model trained in this
+        call. On the CITE starter it lifted the match score from 0.108 to 0.156, and on totalVI from 0.410 to
+        0.471 (3 seeds; benchmarks/README.md, Feature links). ``uns[key_added]["links"]`` records what was used.
     random_state
         Seed of training (and of the refinement).
     key_added
@@ -199,17 +214,24 @@ def match_modalities(
     inputs = _inputs(
         mdata, mod1=mod1, mod2=mod2, rep1=rep1, rep2=rep2, reference=reference, batch_key=batch_key, model=model
     )
+    link_plan = plan_links(links, mdata, inputs, mods=(mod1, mod2), batch_key=batch_key, model=model)
     if refinement is not None and inputs.n_ref < MIN_TRAINING_PAIRS:
         raise ValueError(
             f"`refine` fine-tunes on the reference pairs, and there are {inputs.n_ref} (at least "
             f"{MIN_TRAINING_PAIRS} are needed). Pass the model's reference as `reference=`, or `refine=False`."
         )
     trained = _train(model, inputs, mods=(mod1, mod2), random_state=random_state)
-    result = _match(model, inputs, matching=matching, top_k=top_k, refinement=refinement, random_state=random_state)
+    query_prior, held_prior, link_report = weigh_links(link_plan, model, inputs, top_k=top_k)
+    result = _match(
+        model, inputs, matching=matching, top_k=top_k, refinement=refinement, random_state=random_state,
+        prior=query_prior,
+    )  # fmt: skip
+    result.links = link_report
     if trained and refinement is None:  # the fit's held-out pairs, for tl.transfer_labels (tl._held_out)
         result.held_out = global_held_out(
-            mdata, model, inputs, mods=(mod1, mod2), batch_key=batch_key, matching=matching, top_k=top_k
-        )
+            mdata, model, inputs, mods=(mod1, mod2), batch_key=batch_key, matching=matching, top_k=top_k,
+            prior=held_prior,
+        )  # fmt: skip
     # all checks and computations are done: only now write
     target = mdata.copy() if copy else mdata
     params = {
@@ -221,6 +243,7 @@ def match_modalities(
         "batch_key": batch_key,
         "matching": matching,
         "top_k": top_k,
+        "links": links if isinstance(links, str) else ("table" if links is not None else None),
         "random_state": random_state,
     }
     _write(target, inputs, result, model=model, mods=(mod1, mod2), params=params, key_added=key_added)
@@ -254,6 +277,7 @@ def _match(
     top_k: int,
     refinement: Refinement | None,
     random_state: int | None,
+    prior: PairPrior | None = None,
 ) -> _Result:
     """Probabilities of the query cells, embeddings of every cell (and their shared projection), confidences.
 
@@ -262,7 +286,7 @@ def _match(
     solver: dict = {}
     predict = {
         "batch1": inputs.batch1, "batch2": inputs.batch2, "matching": matching, "top_k": top_k,
-        "feature_names1": inputs.names1, "feature_names2": inputs.names2, "info": solver,
+        "feature_names1": inputs.names1, "feature_names2": inputs.names2, "info": solver, "prior": prior,
     }  # fmt: skip
     refinement_info = None
     if refinement is None:
@@ -321,6 +345,7 @@ def _write(target: MuData, inputs: _Inputs, result: _Result, *, model, mods, par
         "matching_solver": result.solver,
         "history": {k: np.asarray(v) for k, v in model.history_.items()},
         **({"refinement": result.refinement} if result.refinement is not None else {}),
+        **({"links": _without_none(result.links)} if result.links is not None else {}),
         **({"held_out": held} if (held := held_out_summary(result.held_out, key_added, model.n_models)) else {}),
     }
 
@@ -485,7 +510,7 @@ def _inputs(mdata, *, mod1, mod2, rep1, rep2, reference, batch_key, model) -> _I
     return _Inputs(
         ref1=R1[i1], ref2=R2[i2], query1=X1[q1], query2=X2[q2], full1=X1, full2=X2, names1=names1, names2=names2,
         n_ref=len(i1), batch1=b1, batch2=b2, keys=keys, ref_adatas=ref["adatas"], pending=pending,
-        query_masks=(q1, q2), ref_positions=None if isinstance(reference, MuData) else (i1, i2),
+        query_masks=(q1, q2), ref_positions=None if isinstance(reference, MuData) else (i1, i2), ref_pairs=(i1, i2),
     )  # fmt: skip
 
 

@@ -1,0 +1,139 @@
+"""Feature links in tl.match_modalities: found and checked before training, weighed on the held-out pairs after.
+
+``links="auto"`` links each protein to the gene coding it (:func:`scmatch.links.protein_gene_links`) when one
+modality holds proteins and the other genes; a DataFrame gives the links by hand. The linked values come from the
+counts of both modalities (``.layers['counts']`` or ``.X``). The prior's weight is chosen on the pairs the model's
+networks held out (:func:`scmatch.links.choose_weight`), so it needs a model trained in this call; where the
+weight is 0 the match is the network's alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from mudata import MuData
+
+from .._utils import logger
+from ..links import PairPrior, choose_weight, linked_values, profiles, protein_gene_links
+from ..model._held_out import held_out_pool
+
+#: fewest links with which ``links="auto"`` uses them (fewer carry too little to judge on held-out pairs)
+MIN_LINKS = 3
+
+
+@dataclass
+class LinkPlan:
+    """What was found before training: the links and each cell's linked values, or why there are none."""
+
+    table: pd.DataFrame | None
+    ref_values: tuple[np.ndarray, np.ndarray] | None = None  # one row per reference pair
+    query_values: tuple[np.ndarray, np.ndarray] | None = None  # one row per query cell of each modality
+    ref_batch: np.ndarray | None = None
+    reason: str | None = None
+    swapped: bool = False  # mod1 holds the proteins and mod2 the genes
+
+    def report(self) -> dict:
+        if self.table is None:
+            return {"used": False, "reason": self.reason}
+        return {
+            "used": False,
+            "n_links": len(self.table),
+            "proteins": list(self.table["protein"]),
+            "genes": list(self.table["genes"]),
+        }
+
+
+def plan_links(links, mdata: MuData, inputs, *, mods: tuple[str, str], batch_key: str | None, model) -> LinkPlan:
+    """Find the links and the linked values, or say why there are none.
+
+    An explicit request that cannot be met is refused here, before any training.
+    """
+    if links is None or links is False:
+        return LinkPlan(None, reason="links=None")
+    explicit = not (isinstance(links, str) and links == "auto")
+    if explicit and not isinstance(links, pd.DataFrame):
+        raise TypeError(
+            f"`links` must be 'auto', None or a DataFrame with columns 'protein' and 'genes', got {links!r}."
+        )
+    if model.module_ is not None:
+        why = "the model was fitted before this call: the links' weight is chosen on the held-out pairs of a fit"
+        if explicit:
+            raise ValueError(f"`links` cannot be used: {why}. Pass an unfitted model, or `links=None`.")
+        return LinkPlan(None, reason=why)
+    ad1, ad2 = (mdata[m] for m in mods)
+    ref1, ref2 = inputs.ref_adatas
+    table, swapped = _table(links, ad1, ad2, mods) if explicit else _auto_table(ad1, ad2)
+    if len(table) < (1 if explicit else MIN_LINKS):
+        return LinkPlan(None, reason=f"{len(table)} protein-gene links found (at least {MIN_LINKS} are needed)")
+    (i1, i2), (q1, q2) = inputs.ref_pairs, inputs.query_masks
+    try:
+        r1, r2 = _values(ref1, ref2, table, swapped, mods, "reference")
+        v1, v2 = (r1, r2) if ref1 is ad1 and ref2 is ad2 else _values(ad1, ad2, table, swapped, mods, "mdata")
+    except ValueError as err:  # counts not at hand
+        if explicit:
+            raise
+        return LinkPlan(None, reason=f"no counts for the linked values ({err})")
+    batch = None
+    if batch_key is not None and batch_key in ref1.obs:
+        batch = ref1.obs[batch_key].astype(str).to_numpy()[i1]
+    logger.info("feature links: %d proteins linked to their genes", len(table))
+    return LinkPlan(table, (r1[i1], r2[i2]), (v1[q1], v2[q2]), batch, swapped=swapped)
+
+
+def _auto_table(ad1, ad2) -> tuple[pd.DataFrame, bool]:
+    table = protein_gene_links(ad2.var_names, ad1.var_names)
+    swapped_table = protein_gene_links(ad1.var_names, ad2.var_names)
+    return (swapped_table, True) if len(swapped_table) > len(table) else (table, False)
+
+
+def _table(links: pd.DataFrame, ad1, ad2, mods) -> tuple[pd.DataFrame, bool]:
+    """A table given by hand, checked: proteins in one modality, genes (``;``-separated) in the other."""
+    missing = {"protein", "genes"} - set(links.columns)
+    if missing:
+        raise ValueError(f"`links` lacks the column(s) {sorted(missing)}: it needs 'protein' and 'genes'.")
+    table = links[["protein", "genes"]].astype(str).reset_index(drop=True)
+    for swapped, (genes_ad, protein_ad) in ((False, (ad1, ad2)), (True, (ad2, ad1))):
+        genes = {g for names in table["genes"] for g in names.split(";")}
+        if set(table["protein"]) <= set(protein_ad.var_names) and genes <= set(genes_ad.var_names):
+            return table, swapped
+    gene_mod, protein_mod = mods
+    unknown = sorted(set(table["protein"]) - set(ad2.var_names))[:5]
+    raise ValueError(
+        f"`links` names features that are not in the data (e.g. proteins {unknown} are not in "
+        f"mdata[{protein_mod!r}].var_names): 'protein' must name features of one modality and 'genes' of the "
+        f"other ({gene_mod!r}). Build the table with scmatch.links.protein_gene_links."
+    )
+
+
+def _values(ad1, ad2, table, swapped: bool, mods, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Linked values of every cell of both modalities, mod1's first."""
+    names = tuple(f"{what}[{m!r}]" for m in mods)
+    if swapped:
+        v2, v1 = linked_values(ad2, ad1, table, what=names[::-1])
+        return v1, v2
+    return linked_values(ad1, ad2, table, what=names)
+
+
+def weigh_links(plan: LinkPlan, model, inputs, *, top_k: int) -> tuple[PairPrior | None, PairPrior | None, dict]:
+    """After training: the weight on the held-out pairs, then the query's prior and the held-out pairs' prior."""
+    report = plan.report()
+    if plan.table is None:
+        return None, None, report
+    (r1, r2), (q1, q2) = plan.ref_values, plan.query_values
+    chosen = choose_weight(model, inputs.ref1, inputs.ref2, r1, r2, batch=plan.ref_batch, top_k=top_k)
+    report.update(chosen)
+    weight = chosen["weight"]
+    if weight == 0:
+        logger.info("feature links: weight 0 on the held-out pairs; the network matches alone")
+        return None, None, report
+    report["used"] = True
+    logger.info("feature links: weight %.3g (held-out score %.3f -> %.3f)", weight, chosen["score_without"],
+                chosen["score_with"])  # fmt: skip
+    query = PairPrior(profiles(q1, groups=inputs.batch1), profiles(q2, groups=inputs.batch2), weight)
+    _, pool = held_out_pool(model, len(r1))
+    z1, z2 = np.zeros((len(r1), r1.shape[1]), np.float32), np.zeros((len(r2), r2.shape[1]), np.float32)
+    groups = None if plan.ref_batch is None else plan.ref_batch[pool]
+    z1[pool], z2[pool] = profiles(r1[pool], groups=groups), profiles(r2[pool], groups=groups)
+    return query, PairPrior(z1, z2, weight), report
