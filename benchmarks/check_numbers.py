@@ -104,6 +104,15 @@ NAMES: dict[str, str] = {
 
 #: numbers quoted in docstrings: (phrase with one regex group per number, one expression per group)
 DOCSTRINGS: list[tuple[str, tuple[str, ...]]] = [
+    (  # tl.match_modalities: the feature links
+        r"On the CITE starter it lifted the match score from (\d\.\d\d\d) to (\d\.\d\d\d) \(8 seeds\), on totalVI from"
+        r" (\d\.\d\d\d) to (\d\.\d\d\d) \(3 seeds",
+        tuple(
+            f"links {d} {m} match_score preprocessing=joint"
+            for d in ("cite", "totalvi")
+            for m in ("scmatch", "scmatch_links")
+        ),
+    ),
     (
         r"On the real sets the default scored (\d\.\d) to (\d\.\d)x ``\"nll\"``",
         ("min([ms_over_nll_k1])", "max([ms_over_nll_k1])"),

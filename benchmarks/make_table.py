@@ -169,6 +169,8 @@ COLUMNS["refinement_time"] = COLUMNS["refinement"]
 COLUMNS["mapping_defaults"] = COLUMNS["mapping"]
 # ATAC loadings from neighbour-averaged profiles (recipe_atac(basis_neighbors=15)), joint and mapping
 COLUMNS["mapping_basis"] = COLUMNS["mapping"]
+# feature links (run_matching.py method scmatch_links): the protein-gene prior, joint and mapping preprocessing
+COLUMNS["links"] = COLUMNS["mapping"]
 # training-schedule prototypes on small references (run_matching.py with benchmarks/prototypes/schedule.patch)
 COLUMNS["schedule"] = COLUMNS["refinement"]
 # ATAC preprocessing ablation (run_atac.py): rows are dataset x recipe variant
@@ -191,11 +193,16 @@ COLUMNS["atac_screen"] = COLUMNS["atac"]
 # run, benchmarks/prototypes/held_out_pool.py, quoted in the Transfer findings)
 NO_TABLE = {"sinkhorn", "atac_memory", "transfer_wide_pool"}
 # tables whose rows are method x a record field: the row shows "method/value" (e.g. scmatch/mapping)
-METHOD_SUFFIX = {"mapping": "preprocessing", "mapping_defaults": "preprocessing", "mapping_basis": "preprocessing"}
+METHOD_SUFFIX = {
+    "mapping": "preprocessing",
+    "mapping_defaults": "preprocessing",
+    "mapping_basis": "preprocessing",
+    "links": "preprocessing",
+}
 DASH_MISSING = {"peers", "speed", "transfer"}  # tables that show a dash, not nan, where a row's records lack a column
 SKIP = {"seed", "n_train", "n_test", "n_cores", "torch_threads", "max_nnz_per_row", "git_dirty"}
 DATASET_ORDER = ["cite", "multiome", "totalvi", "snareseq", "snare2", "snare2_rev", "snare2_mop", "challenge_cite"]
-DATASET_ORDER += ["challenge_multiome", "simulated", "simulated_sparse"]
+DATASET_ORDER += ["challenge_multiome", "simulated", "simulated_sparse", "pbmc_protein"]
 DATASET_ORDER += [f"simulated_{n}" for n in (1000, 10000, 50000, 100000)]
 DATASET_ORDER += ["simulated_50k", "simulated_50k_separated", "simulated_50k_separated_rarest"]
 METHOD_ORDER = ["random", "linear", "clip", "today", "defaults"]

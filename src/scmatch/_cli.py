@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fine-tune a copy of the model at a low learning rate before matching (scmatch.model.Refinement)",
     )
+    match.add_argument(
+        "--no-links",
+        action="store_true",
+        help="match without the protein-gene prior (tl.match_modalities(links=None); by default it is used for "
+        "CITE-seq when it helps on held-out reference pairs)",
+    )
 
     ev = sub.add_parser(
         "evaluate",
@@ -175,6 +181,7 @@ def _match(args) -> int:
         top_k=args.top_k,
         model=_model(args.epochs),
         refine=args.refine,
+        links=None if args.no_links else "auto",
         random_state=args.seed,
     )
     P, rows, cols = tl.query_block(mdata)
