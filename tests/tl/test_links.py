@@ -50,6 +50,7 @@ def test_links_by_hand_and_refusals(cite):
     table = pd.DataFrame({"protein": ["CD52", "CD44", "CD63"], "genes": ["CD52", "CD44", "CD63"]})
     out = scm.tl.match_modalities(cite, model=_model(), links=table, copy=True, **KW)
     assert out.uns["match"]["links"]["n_links"] == 3 and out.uns["match"]["params"]["links"] == "table"
+    assert out.uns["match"]["links"]["pair_correlation_t"] > 3  # the three proteins follow their genes
     bad = [
         (pd.DataFrame({"protein": ["CD52"], "gene": ["CD52"]}), ValueError, "lacks the column"),
         (pd.DataFrame({"protein": ["NOPE"], "genes": ["CD52"]}), ValueError, "not in the data"),
@@ -58,15 +59,18 @@ def test_links_by_hand_and_refusals(cite):
     for links, error, message in bad:
         with pytest.raises(error, match=message):
             scm.tl.match_modalities(cite, model=_model(), links=links, **KW)
-    fitted = out.uns  # a fitted model cannot weigh links: refused when asked for, skipped under "auto"
+    # a fitted model cannot weigh links: refused when asked for (skipped under "auto", test_match.py)
     model = _model().fit(
         cite["rna"].obsm["X_pca"][:200], cite["adt"].obsm["X_pca"][:200],
         plan=TrainingPlan(max_epochs=3, progress_bar=False),
     )  # fmt: skip
     with pytest.raises(ValueError, match="fitted before this call"):
         scm.tl.match_modalities(cite, model=model, links=table, **KW)
+    no_held_out = _model()
+    no_held_out.plan = TrainingPlan(validation_fraction=0.0, progress_bar=False)
+    with pytest.raises(ValueError, match="validation_fraction=0"):
+        scm.tl.match_modalities(cite, model=no_held_out, links=table, **KW)
     assert (set(cite.obsp), set(cite.uns), set(cite["rna"].obsm)) == before  # nothing written by a refusal
-    assert fitted["match"]["links"]["used"] in (True, False)
 
 
 def test_auto_without_proteins_or_counts_matches_alone(cite, toy_pairs):

@@ -57,10 +57,15 @@ def plan_links(links, mdata: MuData, inputs, *, mods: tuple[str, str], batch_key
         raise TypeError(
             f"`links` must be 'auto', None or a DataFrame with columns 'protein' and 'genes', got {links!r}."
         )
+    why = None
     if model.module_ is not None:
         why = "the model was fitted before this call: the links' weight is chosen on the held-out pairs of a fit"
+    elif model.plan.validation_fraction == 0:
+        why = "the model's plan holds no pairs out (validation_fraction=0), and the links' weight is chosen on them"
+    if why is not None:
         if explicit:
-            raise ValueError(f"`links` cannot be used: {why}. Pass an unfitted model, or `links=None`.")
+            raise ValueError(f"`links` cannot be used: {why}. Train the model here with held-out pairs, or pass "
+                             "`links=None`.")  # fmt: skip
         return LinkPlan(None, reason=why)
     ad1, ad2 = (mdata[m] for m in mods)
     ref1, ref2 = inputs.ref_adatas
@@ -122,6 +127,9 @@ def weigh_links(plan: LinkPlan, model, inputs, *, top_k: int) -> tuple[PairPrior
     if plan.table is None:
         return None, None, report
     (r1, r2), (q1, q2) = plan.ref_values, plan.query_values
+    if getattr(model, "held_out_", None) is None:  # a fit too small to hold pairs out
+        report["reason"] = "the fit held no reference pairs out to weigh the links on"
+        return None, None, report
     chosen = choose_weight(model, inputs.ref1, inputs.ref2, r1, r2, batch=plan.ref_batch, top_k=top_k)
     report.update(chosen)
     weight = chosen["weight"]
