@@ -156,8 +156,7 @@ DOCSTRINGS: list[tuple[str, tuple[str, ...]]] = [
         r" the round trip, with the same accuracy \((\d\.\d\d\d) against (\d\.\d\d\d)\); on the CITE-seq starter the"
         r" round trip gives (\d\.\d\d\d), what a perfectly calibrated confidence shows on its 289 cells \((\d\.\d\d\d),"
         r" :func:`scmatch.metrics.ece_under_calibration`\), and (\d\.\d\d\d) on totalVI's 103 cells \((\d\.\d\d\d) if"
-        r" calibrated\). Where the target is ATAC and the reference small it is too high: (\d\.\d\d) on the multiome"
-        r" starter \((\d+) held-out pairs: the round trip is used; the held-out choice would give (\d\.\d\d)\)\.",
+        r" calibrated\).",
         (
             "transfer snare2_mop scmatch label_held_out_pairs",
             "transfer snare2_mop scmatch label_ece_held_out",
@@ -168,6 +167,12 @@ DOCSTRINGS: list[tuple[str, tuple[str, ...]]] = [
             "transfer cite scmatch label_ece_if_calibrated",
             "transfer totalvi scmatch label_ece",
             "transfer totalvi scmatch label_ece_if_calibrated",
+        ),
+    ),
+    (  # tl.transfer_labels: the ATAC starter
+        r"Where the target is ATAC and the reference small it is too high: (\d\.\d\d) on the multiome"
+        r" starter \((\d+) held-out pairs: the round trip is used; the held-out choice would give (\d\.\d\d)\)\.",
+        (
             "transfer multiome scmatch label_ece",
             "transfer multiome scmatch label_held_out_pairs",
             "transfer multiome scmatch label_ece_held_out",

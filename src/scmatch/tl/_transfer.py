@@ -118,13 +118,16 @@ def transfer_labels(
     the probability that the label is right. On the benchmark sets (expected calibration error, 10 bins, 3
     seeds; benchmarks/README.md, Transfer): on SNARE-seq2 (786 held-out pairs) the held-out choice gives 0.032
     against 0.083 for the round trip, with the same accuracy (0.687 against 0.681); on the CITE-seq starter the
-    round trip gives 0.052, what a perfectly calibrated confidence shows on its 289 cells (0.053,
-    :func:`scmatch.metrics.ece_under_calibration`), and 0.109 on totalVI's 103 cells (0.093 if calibrated).
+    round trip gives 0.062, what a perfectly calibrated confidence shows on its 289 cells (0.053,
+    :func:`scmatch.metrics.ece_under_calibration`), and 0.168 on totalVI's 103 cells (0.094 if calibrated).
+    Those two are matches with the protein-gene links (:func:`match_modalities`' default), which make the round
+    trip return to the same cell more often and so ask for sharper votes: with ``links=None`` both were within
+    that noise.
     Where the target is ATAC and the reference small it is too high: 0.30 on the multiome starter (66 held-out
     pairs: the round trip is used; the held-out choice would give 0.17). A round trip cannot see that the ATAC
     cells sit confidently among RNA cells of other types: without target labels one sees where the cells sit and
     the source labels, all of which stay the same if the target cells' true types are shuffled among them. Below
-    200 held-out pairs their choice was not reliable (0.096 against 0.052 on CITE, 93 pairs), hence the
+    200 held-out pairs their choice was not reliable (0.117 against 0.062 on CITE, 93 pairs), hence the
     threshold. Check the reliability diagram (:func:`scmatch.pl.confidence`) on annotated paired data of your
     kind before choosing ``min_confidence`` or a temperature.
 
@@ -322,8 +325,8 @@ def transfer_features(
     predicts each source cell's own values from the source cells its target cells match (a round trip, its own
     share left out) and keeps the temperature of the grid (1, 1.5, 2, 3, 5, 7, 10, 15, 20, 30, 50) with the
     largest mean per-feature Pearson correlation, scored on the 200 most variable features transferred. On the
-    CITE-seq benchmark sets this raised the proteins' mean Pearson from 0.70 to 0.75 (CITE starter; ridge
-    regression: 0.64) and from 0.72 to 0.75 (totalVI; ridge: 0.49) (benchmarks/README.md, Transfer).
+    CITE-seq benchmark sets this raised the proteins' mean Pearson from 0.69 to 0.75 (CITE starter; ridge
+    regression: 0.64) and from 0.76 to 0.77 (totalVI; ridge: 0.49) (benchmarks/README.md, Transfer).
 
     Parameters
     ----------
