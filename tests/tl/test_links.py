@@ -27,6 +27,13 @@ def _model() -> MatchModel:
     return model
 
 
+def _quick() -> MatchModel:
+    """One network, a few epochs: for what does not depend on how well it matches."""
+    model = MatchModel(n_models=1)
+    model.plan = TrainingPlan(max_epochs=10, progress_bar=False)
+    return model
+
+
 def test_links_lift_the_cite_starter(cite):
     """The defaults (links="auto") against the network alone, same seed: 11 proteins link to their genes."""
     linked = scm.tl.match_modalities(cite, model=_model(), copy=True, **KW)
@@ -48,7 +55,7 @@ def test_links_lift_the_cite_starter(cite):
 def test_links_by_hand_and_refusals(cite):
     before = (set(cite.obsp), set(cite.uns), set(cite["rna"].obsm))
     table = pd.DataFrame({"protein": ["CD52", "CD44", "CD63"], "genes": ["CD52", "CD44", "CD63"]})
-    out = scm.tl.match_modalities(cite, model=_model(), links=table, copy=True, **KW)
+    out = scm.tl.match_modalities(cite, model=_quick(), links=table, copy=True, **KW)
     assert out.uns["match"]["links"]["n_links"] == 3 and out.uns["match"]["params"]["links"] == "table"
     assert out.uns["match"]["links"]["pair_correlation_t"] > 3  # the three proteins follow their genes
     bad = [
@@ -58,7 +65,7 @@ def test_links_by_hand_and_refusals(cite):
     ]
     for links, error, message in bad:
         with pytest.raises(error, match=message):
-            scm.tl.match_modalities(cite, model=_model(), links=links, **KW)
+            scm.tl.match_modalities(cite, model=_quick(), links=links, **KW)
     # a fitted model cannot weigh links: refused when asked for (skipped under "auto", test_match.py)
     model = _model().fit(
         cite["rna"].obsm["X_pca"][:200], cite["adt"].obsm["X_pca"][:200],
@@ -80,11 +87,9 @@ def test_auto_without_proteins_or_counts_matches_alone(cite, toy_pairs):
     obs = pd.DataFrame({"is_reference": np.arange(len(x1)) < 400}, index=names)
     toy = md.MuData({"rna": md.AnnData(obs=obs.copy(), obsm={"X_pca": x1}),
                      "atac": md.AnnData(obs=obs.copy(), obsm={"X_lsi": x2})})  # fmt: skip
-    model = _model()
-    model.plan = TrainingPlan(max_epochs=5, progress_bar=False)
-    scm.tl.match_modalities(toy, reference="is_reference", model=model)
+    scm.tl.match_modalities(toy, reference="is_reference", model=_quick())
     assert toy.uns["match"]["links"]["used"] is False and "0 protein-gene links" in toy.uns["match"]["links"]["reason"]
     no_counts = cite.copy()
     del no_counts["adt"].layers["counts"]  # .X holds CLR values, not counts
-    scm.tl.match_modalities(no_counts, model=_model(), **KW)
+    scm.tl.match_modalities(no_counts, model=_quick(), **KW)
     assert "no counts" in no_counts.uns["match"]["links"]["reason"]
