@@ -46,7 +46,7 @@ class PairPrior:
             )
 
     def scores(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """``z1[rows[k]] . z2[cols[k]]`` for every k (entries of a sparse candidate matrix)."""
+        """The dot product of ``z1[rows[k]]`` and ``z2[cols[k]]`` for every k (entries of a sparse candidate matrix)."""
         out = np.empty(len(rows), dtype=np.float64)
         for start in range(0, len(rows), 1 << 18):  # bounded memory on large candidate sets
             r, c = rows[start : start + (1 << 18)], cols[start : start + (1 << 18)]
@@ -54,7 +54,7 @@ class PairPrior:
         return out
 
     def added(self, S: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> sp.csr_matrix:
-        """``S`` (a block: ``rows`` x ``cols`` of the cells) with ``weight * z1 . z2`` added on its entries."""
+        """``S`` (a block: ``rows`` x ``cols`` of the cells) with the weighted profile products added on its entries."""
         if self.weight == 0:
             return S
         C = S.tocoo()
