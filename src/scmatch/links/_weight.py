@@ -38,13 +38,11 @@ def choose_weight(
     weight with the largest mean probability on the true partners is kept (the smallest of ties; 0 leaves the
     network alone).
 
-    A few held-out pairs judge a weight noisily (on the CITE starter's 93 the best weight's gain was 1.4 to 1.6
-    standard errors, while it raised the query's score on every seed: benchmarks/README.md, Feature links), and
-    links to the wrong partners can win there by chance. So the links are first tested on *every* reference
-    pair, without the network: the correlation of a pair's two linked profiles (standardised within each
-    batch), whose mean over random pairs is about 0 (each linked feature is centred). Unless its mean over the
-    true pairs is :data:`MIN_LINK_T` standard errors above 0, the links say nothing about which cell is which and
-    get weight 0.
+    A few dozen held-out pairs judge a weight noisily, and links to the wrong partners can win there by chance.
+    So the links are first tested on *every* reference pair, without the network: the correlation of a pair's
+    two linked profiles (standardised within each batch), whose mean over random pairs is about 0 (each linked
+    feature is centred). Unless its mean over the true pairs is :data:`MIN_LINK_T` standard errors above 0, the
+    links say nothing about which cell is which and get weight 0.
 
     Parameters
     ----------
