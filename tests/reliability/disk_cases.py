@@ -472,6 +472,15 @@ MODEL_CASES: list[Case] = [
         r"holds an invalid 'joint' projection \(it must fit the 48-dimensional embeddings\)",
     ),
     Case(
+        "load-links-weight",
+        LOAD,
+        "config.json: the feature links' weight edited to -1 (re-signed)",
+        _config(lambda c: c.update(links={"protein": ["CD3"], "genes": ["CD3E"], "proteins_in": 2, "weight": -1})),
+        _load,
+        InvalidFileError,
+        r"holds invalid 'links' \(it needs 'protein' and 'genes'",
+    ),
+    Case(
         "load-preprocessing-one-modality",
         LOAD,
         "preprocessing.json lists one modality (re-signed)",

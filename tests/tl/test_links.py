@@ -36,7 +36,8 @@ def _quick() -> MatchModel:
 
 def test_links_lift_the_cite_starter(cite):
     """The defaults (links="auto") against the network alone, same seed: 11 proteins link to their genes."""
-    linked = scm.tl.match_modalities(cite, model=_model(), copy=True, **KW)
+    model = _model()
+    linked = scm.tl.match_modalities(cite, model=model, copy=True, **KW)
     alone = scm.tl.match_modalities(cite, model=_model(), links=None, copy=True, **KW)
     with_links = scm.tl.evaluate_match(linked, labels_key="cell_type")
     without = scm.tl.evaluate_match(alone, labels_key="cell_type")
@@ -50,6 +51,19 @@ def test_links_lift_the_cite_starter(cite):
     assert with_links["celltype_mass"] >= without["celltype_mass"] - 0.02
     # the held-out pairs kept for transfer_labels are matched with the same prior
     assert linked.obsp["match_held_out"].nnz > 0
+    # the model keeps the links and their weight (saved with it; test_match.py reloads one); a query that lacks a
+    # linked feature is matched by the network alone, and a table by hand is refused
+    assert model.links_["weight"] == record["weight"] and model.links_["protein"] == list(record["proteins"])
+    lacking = linked.copy()
+    lacking.mod["adt"] = lacking["adt"][:, lacking["adt"].var_names != "CD52"].copy()
+    scm.tl.match_modalities(lacking, model=model, **KW)
+    assert "lacks linked features" in lacking.uns["match"]["links"]["reason"]
+    with pytest.raises(ValueError, match="links of its own"):
+        scm.tl.match_modalities(cite, model=model, links=record_table(record), **KW)
+
+
+def record_table(record) -> pd.DataFrame:
+    return pd.DataFrame({"protein": list(record["proteins"]), "genes": list(record["genes"])})
 
 
 def test_links_by_hand_and_refusals(cite):

@@ -207,15 +207,20 @@ def test_cite_save_load_identical(cite_matched, tmp_path):
     x1, x2 = mdata["rna"].obsm["X_pca"][query], mdata["adt"].obsm["X_pca"][query]
     assert (model.predict_proba(x1, x2) != loaded.predict_proba(x1, x2)).nnz == 0
     # the loaded model, applied through the functional API without training, reproduces the fitted model's
-    # probabilities (a fitted model matches without the feature links: their weight is chosen in a fit)
+    # probabilities, and the fit's own match: it carries the feature links and the weight its fit chose
     kw = {"mod1": "rna", "mod2": "adt", "reference": "is_reference", "batch_key": "batch", "copy": True}
     copy, original = (
         scm.tl.match_modalities(mdata, model=loaded, **kw),
         scm.tl.match_modalities(mdata, model=model, **kw),
     )
     assert (copy.obsp["match_probabilities"] != original.obsp["match_probabilities"]).nnz == 0
-    assert "fitted before this call" in copy.uns["match"]["links"]["reason"]
-    assert mdata.uns["match"]["links"]["used"]  # the fit in this session used them
+    assert (copy.obsp["match_probabilities"] != mdata.obsp["match_probabilities"]).nnz == 0
+    fit, carried = mdata.uns["match"]["links"], copy.uns["match"]["links"]
+    assert fit["used"] and carried["used"] and carried["source"] == "model"
+    assert carried["weight"] == fit["weight"] == loaded.links_["weight"] > 0
+    assert list(carried["proteins"]) == list(fit["proteins"]) and loaded.links_["proteins_in"] == 2
+    alone = scm.tl.match_modalities(mdata, model=loaded, links=None, **kw)
+    assert (alone.obsp["match_probabilities"] != copy.obsp["match_probabilities"]).nnz > 0
 
 
 @pytest.mark.parametrize(

@@ -266,3 +266,29 @@ def check_joint(joint: Any, *, width: int, folder: Path) -> None:
         raise _refuse(folder, f"holds an invalid 'joint' projection (it must fit the {width}-dimensional embeddings)")
     if len(ranks) != 1:
         raise _refuse(folder, "holds a 'joint' projection whose two bases differ in rank")
+
+
+#: most feature links a saved model may hold (far above any antibody panel)
+MAX_LINKS = 10**5
+#: largest weight of the links' prior a saved model may hold (the weight grid's top is 1000 temperatures)
+MAX_LINK_WEIGHT = 1e8
+
+
+def check_links(links: Any, *, folder: Path) -> None:
+    """The feature links (``config.json['links']``): names of proteins and genes, the protein side, a weight."""
+    if links is None:
+        return
+
+    def names(v: Any) -> bool:
+        return isinstance(v, list) and 1 <= len(v) <= MAX_LINKS and all(isinstance(x, str) and x for x in v)
+
+    ok = isinstance(links, dict) and set(links) == {"protein", "genes", "proteins_in", "weight"}
+    ok = ok and names(links["protein"]) and names(links["genes"]) and len(links["protein"]) == len(links["genes"])
+    ok = ok and links["proteins_in"] in (1, 2) and not isinstance(links["proteins_in"], bool)
+    weight = links.get("weight") if isinstance(links, dict) else None
+    if not ok or not _is_number(weight) or not 0 < weight <= MAX_LINK_WEIGHT:
+        raise _refuse(
+            folder,
+            "holds invalid 'links' (it needs 'protein' and 'genes', lists of names of one length, 'proteins_in' 1 "
+            f"or 2 and a 'weight' in (0, {MAX_LINK_WEIGHT:g}])",
+        )

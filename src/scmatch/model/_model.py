@@ -163,6 +163,7 @@ class MatchModel(ModelSettings):
         self.temperature_ = combine_temperatures(fitted.temperatures)
         self.history_ = fitted_history(fitted, self.n_models)
         self.held_out_ = HeldOut(tuple(fitted.held_out)) if n_held_out(fitted) else None
+        self.links_ = None  # links are weighed on this fit's held-out pairs (scmatch.tl._links)
         # the shared projection for joint plots, on every reference pair (see scmatch.model._joint)
         device = _device(self.device)
         emb1, _ = encode(fitted.module, X1, modality=1, device=device)

@@ -13,7 +13,7 @@ from typing import Any
 from .._errors import InvalidFileError
 from .._paths import check_output
 from .._utils import _device
-from ._checks import check_joint, check_weights
+from ._checks import check_joint, check_links, check_weights
 from ._joint import from_json, to_json
 from ._legacy import from_flat
 from ._persist import load_model, save_model
@@ -43,6 +43,7 @@ def write_model(model: Any, path: str | Path, *, overwrite: bool, preprocessing:
         "feature_names": list(model.feature_names_),
         "fingerprints": list(fingerprints),
         "joint": to_json(model.joint_),
+        "links": model.links_,
     }
     save_model(
         path, params=model._flat_params(), state=module.state_dict(), extra=extra, version=__version__,
@@ -66,6 +67,7 @@ def read_model(cls: type, path: str | Path, *, device: str) -> Any:
     n1, n2 = extra["n_features"]
     check_weights(state, architecture=model.architecture, n_models=model.n_models, n_features=(n1, n2), folder=folder)
     check_joint(extra.get("joint"), width=model.n_models * model.architecture["d_embed"], folder=folder)
+    check_links(extra.get("links"), folder=folder)
     fingerprints = tuple(extra.get("fingerprints") or (None, None))
     preprocessing = read_states(folder, extra["files"], n_features=(n1, n2), fingerprints=fingerprints)
     # everything is checked: only now are the networks built
@@ -76,4 +78,5 @@ def read_model(cls: type, path: str | Path, *, device: str) -> Any:
     model.temperature_, model.history_ = extra["temperature"], extra["history"]
     model.feature_names_, model.fingerprints_ = tuple(extra["feature_names"]), fingerprints
     model.joint_, model.preprocessing_ = from_json(extra.get("joint")), preprocessing
+    model.links_ = extra.get("links")  # absent from folders saved before links were saved: None
     return model

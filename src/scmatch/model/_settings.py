@@ -61,6 +61,10 @@ class ModelSettings:
         self.preprocessing_: tuple = (None, None)
         #: the shared projection of the joint-space embeddings (:mod:`scmatch.model._joint`), set by ``fit``
         self.joint_: dict | None = None
+        #: the feature links the model matches with (set by :func:`scmatch.tl.match_modalities` when its fit chose a
+        #: weight above 0; saved): ``protein``, ``genes`` (lists, one entry per link), ``proteins_in`` (1 or 2: the
+        #: modality holding the proteins) and ``weight``
+        self.links_: dict | None = None
 
     # ------------------------------------------------------------------ settings
     def get_params(self) -> dict:

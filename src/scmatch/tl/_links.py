@@ -4,7 +4,9 @@
 modality holds proteins and the other genes; a DataFrame gives the links by hand. The linked values come from the
 counts of both modalities (``.layers['counts']`` or ``.X``). The prior's weight is chosen on the pairs the model's
 networks held out (:func:`scmatch.links.choose_weight`), so it needs a model trained in this call; where the
-weight is 0 the match is the network's alone.
+weight is 0 the match is the network's alone. A weight above 0 is kept with the model (``model.links_``, saved by
+:meth:`~scmatch.model.MatchModel.save`): a fitted or loaded model that carries links matches a new experiment
+with them under ``links="auto"``, at the weight its fit chose.
 """
 
 from __future__ import annotations
@@ -33,16 +35,18 @@ class LinkPlan:
     ref_batch: np.ndarray | None = None
     reason: str | None = None
     swapped: bool = False  # mod1 holds the proteins and mod2 the genes
+    weight: float | None = None  # the weight a fitted model carries (None: chosen after this call's fit)
 
     def report(self) -> dict:
         if self.table is None:
             return {"used": False, "reason": self.reason}
-        return {
+        report = {
             "used": False,
             "n_links": len(self.table),
             "proteins": list(self.table["protein"]),
             "genes": list(self.table["genes"]),
         }
+        return report if self.weight is None else {**report, "source": "model", "weight": self.weight}
 
 
 def plan_links(links, mdata: MuData, inputs, *, mods: tuple[str, str], batch_key: str | None, model) -> LinkPlan:
@@ -57,9 +61,19 @@ def plan_links(links, mdata: MuData, inputs, *, mods: tuple[str, str], batch_key
         raise TypeError(
             f"`links` must be 'auto', None or a DataFrame with columns 'protein' and 'genes', got {links!r}."
         )
+    if model.module_ is not None and getattr(model, "links_", None) is not None and not explicit:
+        return _carried(model.links_, mdata, inputs, mods=mods)
     why = None
-    if model.module_ is not None:
-        why = "the model was fitted before this call: the links' weight is chosen on the held-out pairs of a fit"
+    if model.module_ is not None and getattr(model, "links_", None) is not None:
+        why = (
+            "the model was fitted before this call with links of its own, at the weight its fit chose; pass "
+            "`links='auto'` to match with those"
+        )
+    elif model.module_ is not None:
+        why = (
+            "the model was fitted before this call and carries no links (its fit chose none, or ran without "
+            "them): the links' weight is chosen on the held-out pairs of a fit"
+        )
     elif model.plan.validation_fraction == 0:
         why = "the model's plan holds no pairs out (validation_fraction=0), and the links' weight is chosen on them"
     if why is not None:
@@ -85,6 +99,25 @@ def plan_links(links, mdata: MuData, inputs, *, mods: tuple[str, str], batch_key
         batch = ref1.obs[batch_key].astype(str).to_numpy()[i1]
     logger.info("feature links: %d proteins linked to their genes", len(table))
     return LinkPlan(table, (r1[i1], r2[i2]), (v1[q1], v2[q2]), batch, swapped=swapped)
+
+
+def _carried(links: dict, mdata: MuData, inputs, *, mods: tuple[str, str]) -> LinkPlan:
+    """The links a fitted model carries, at its weight, on the query's counts; none if the query lacks them."""
+    table = pd.DataFrame({"protein": links["protein"], "genes": links["genes"]})
+    swapped = links["proteins_in"] == 1
+    ad1, ad2 = (mdata[m] for m in mods)
+    gene_ad, protein_ad = (ad2, ad1) if swapped else (ad1, ad2)
+    genes = {g for names in table["genes"] for g in names.split(";")}
+    missing = sorted((set(table["protein"]) - set(protein_ad.var_names)) | (genes - set(gene_ad.var_names)))
+    if missing:
+        return LinkPlan(None, reason=f"the query lacks linked features the model was fitted with (e.g. {missing[:5]})")
+    try:
+        v1, v2 = _values(ad1, ad2, table, swapped, mods, "mdata")
+    except ValueError as err:  # counts not at hand
+        return LinkPlan(None, reason=f"no counts for the linked values ({err})")
+    (q1, q2) = inputs.query_masks
+    logger.info("feature links: the model's %d links, weight %.3g", len(table), links["weight"])
+    return LinkPlan(table, query_values=(v1[q1], v2[q2]), swapped=swapped, weight=float(links["weight"]))
 
 
 def _auto_table(ad1, ad2) -> tuple[pd.DataFrame, bool]:
@@ -126,6 +159,14 @@ def weigh_links(plan: LinkPlan, model, inputs, *, top_k: int) -> tuple[PairPrior
     report = plan.report()
     if plan.table is None:
         return None, None, report
+    if plan.weight is not None:  # the weight the model's own fit chose
+        q1, q2 = plan.query_values
+        report["used"] = True
+        return (
+            PairPrior(profiles(q1, groups=inputs.batch1), profiles(q2, groups=inputs.batch2), plan.weight),
+            None,
+            report,
+        )
     (r1, r2), (q1, q2) = plan.ref_values, plan.query_values
     if getattr(model, "held_out_", None) is None:  # a fit too small to hold pairs out
         report["reason"] = "the fit held no reference pairs out to weigh the links on"
@@ -139,6 +180,12 @@ def weigh_links(plan: LinkPlan, model, inputs, *, top_k: int) -> tuple[PairPrior
     report["used"] = True
     logger.info("feature links: weight %.3g (held-out score %.3f -> %.3f)", weight, chosen["score_without"],
                 chosen["score_with"])  # fmt: skip
+    model.links_ = {
+        "protein": [str(p) for p in plan.table["protein"]],
+        "genes": [str(g) for g in plan.table["genes"]],
+        "proteins_in": 1 if plan.swapped else 2,
+        "weight": float(weight),
+    }
     query = PairPrior(profiles(q1, groups=inputs.batch1), profiles(q2, groups=inputs.batch2), weight)
     _, pool = held_out_pool(model, len(r1))
     z1, z2 = np.zeros((len(r1), r1.shape[1]), np.float32), np.zeros((len(r2), r2.shape[1]), np.float32)

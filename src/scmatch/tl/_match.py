@@ -148,10 +148,12 @@ def match_modalities(
         ``genes`` (``;`` between several) gives them by hand; ``None`` switches them off. Each candidate pair's
         similarity gets the correlation of the two cells' linked values (from the counts, standardised within
         each batch of the cells matched), times a weight chosen on the reference pairs the networks held out; a
-        weight of 0 (the links do not help there) leaves the network alone. It needs a model trained in this
-        call. On the CITE starter it lifted the match score from 0.109 to 0.146 (8 seeds), on totalVI from
-        0.411 to 0.471 (3 seeds; benchmarks/README.md, Feature links; docs/links.md). ``uns[key_added]["links"]``
-        records what was used.
+        weight of 0 (the links do not help there) leaves the network alone. The weight is chosen by a model
+        trained in this call; a weight above 0 is kept with the model (``model.links_``, saved by
+        :meth:`~scmatch.model.MatchModel.save`), and a fitted or loaded model carrying links matches with them
+        under ``"auto"``, at that weight. On the CITE starter it lifted the match score from 0.109 to 0.146 (8
+        seeds), on totalVI from 0.411 to 0.471 (3 seeds; benchmarks/README.md, Feature links; docs/links.md).
+        ``uns[key_added]["links"]`` records what was used.
     random_state
         Seed of training (and of the refinement).
     key_added
