@@ -171,6 +171,8 @@ COLUMNS["mapping_defaults"] = COLUMNS["mapping"]
 COLUMNS["mapping_basis"] = COLUMNS["mapping"]
 # feature links (run_matching.py method scmatch_links): the protein-gene prior, joint and mapping preprocessing
 COLUMNS["links"] = COLUMNS["mapping"]
+# self-supervised pre-training and input-feature dropout (benchmarks/prototypes/self_supervision.py), joint and mapping
+COLUMNS["self_supervision"] = COLUMNS["mapping"]
 # training-schedule prototypes on small references (run_matching.py with benchmarks/prototypes/schedule.patch)
 COLUMNS["schedule"] = COLUMNS["refinement"]
 # ATAC preprocessing ablation (run_atac.py): rows are dataset x recipe variant
@@ -198,6 +200,7 @@ METHOD_SUFFIX = {
     "mapping_defaults": "preprocessing",
     "mapping_basis": "preprocessing",
     "links": "preprocessing",
+    "self_supervision": "preprocessing",
 }
 DASH_MISSING = {"peers", "speed", "transfer"}  # tables that show a dash, not nan, where a row's records lack a column
 SKIP = {"seed", "n_train", "n_test", "n_cores", "torch_threads", "max_nnz_per_row", "git_dirty"}

@@ -107,10 +107,17 @@ def _params(model) -> dict:
     return {k: v for k, v in params.items() if not k.startswith("_") and not k.endswith("_") and isinstance(v, ok)}
 
 
-def _fitted(spec: dict, cls, X1, X2, *, seed: int):
-    """``cls(**spec["model"])`` fitted on the training pairs, with the spec's plan and search (scmatch)."""
+def _fitted(spec: dict, cls, X1, X2, *, seed: int, unpaired: tuple | None = None):
+    """``cls(**spec["model"])`` fitted on the training pairs, with the spec's plan and search (scmatch).
+
+    With ``spec["self_supervision"]``, the encoders are pre-trained on the pairs and the ``unpaired`` cells.
+    """
     model = cls(**spec["model"])
     fit_kw = {}
+    if "self_supervision" in spec:
+        from scmatch.model import SelfSupervision
+
+        fit_kw |= {"unpaired": unpaired, "self_supervision": SelfSupervision(**spec["self_supervision"])}
     if "plan" in spec or "search" in spec:
         from scmatch.model import Search, TrainingPlan
 
@@ -133,6 +140,9 @@ METHODS["scmatch_refine_pseudo"] = {**METHODS["scmatch"], "refine": {"pseudo_pai
 # feature links (benchmarks/README.md, Feature links): the protein-gene prior, weighed on the held-out pairs, as
 # tl.match_modalities(links="auto") does; match_seconds includes choosing the weight
 METHODS["scmatch_links"] = {**METHODS["scmatch"], "links": True}
+# self-supervised pre-training (benchmarks/README.md, Self-supervision): each network's encoders first learn from
+# every cell of the reference and the query, unpaired; fit_seconds includes it
+METHODS["scmatch_ssl"] = {**METHODS["scmatch"], "self_supervision": {}}
 
 
 def _linked_prior(model, split) -> tuple[object | None, dict | None]:
@@ -166,7 +176,7 @@ def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command:
     peak_source = reset_peak()
 
     t0 = time.perf_counter()
-    model = _fitted(spec, cls, split.X1_train, split.X2_train, seed=seed)
+    model = _fitted(spec, cls, split.X1_train, split.X2_train, seed=seed, unpaired=(split.X1_test, split.X2_test))
     t1 = time.perf_counter()
     refinement = links = None
     if "refine" in spec:  # transductive refinement (scmatch.model.refine): match, fine-tune a copy, match again
@@ -215,7 +225,7 @@ def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command:
         "data": data,
         "settings": {
             "class": spec["cls"],
-            **{k: spec[k] for k in ("model", "plan", "search", "predict") if k in spec},
+            **{k: spec[k] for k in ("model", "plan", "search", "predict", "self_supervision") if k in spec},
             "refine": spec.get("refine"),
         },
         **({"refinement": refinement} if refinement is not None else {}),

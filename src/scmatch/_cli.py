@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
         help="match without the protein-gene prior (tl.match_modalities(links=None); by default it is used for "
         "CITE-seq when it helps on held-out reference pairs)",
     )
+    match.add_argument(
+        "--self-supervision",
+        action="store_true",
+        help="pre-train the encoders on every cell, the test cells included, before the paired training "
+        "(tl.match_modalities(self_supervision=True); several times the training time)",
+    )
 
     ev = sub.add_parser(
         "evaluate",
@@ -182,6 +188,7 @@ def _match(args) -> int:
         model=_model(args.epochs),
         refine=args.refine,
         links=None if args.no_links else "auto",
+        self_supervision=args.self_supervision,
         random_state=args.seed,
     )
     P, rows, cols = tl.query_block(mdata)

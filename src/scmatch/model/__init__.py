@@ -9,5 +9,6 @@ from ._model import MatchModel
 from ._refine import Refinement, refine
 from .solvers._search import Search
 from .train._plan import TrainingPlan
+from .train._self_supervised import SelfSupervision
 
-__all__ = ["MatchModel", "Refinement", "Search", "TrainingPlan", "refine"]
+__all__ = ["MatchModel", "Refinement", "Search", "SelfSupervision", "TrainingPlan", "refine"]

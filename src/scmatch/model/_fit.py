@@ -25,6 +25,7 @@ from .train._loop import History, _distributed, train
 from .train._objective import Objective
 from .train._parallel import member_threads, run_members
 from .train._plan import TrainingPlan
+from .train._self_supervised import SelfSupervision, pretrain
 
 #: most held-out pairs used for early stopping and calibration (scored densely every epoch)
 MAX_VALIDATION = 1000
@@ -89,6 +90,7 @@ class Fitted:
     temperatures: list[dict[str, float]]
     calibration_seconds: float
     held_out: list[np.ndarray] = dataclasses.field(default_factory=list)  # each member's held-out pair indices
+    pretraining: dict | None = None  # what self-supervised pre-training did (None: none)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,13 +109,22 @@ class Members:
 
 
 def fit_members(
-    members: Members, X1, X2, *, plan: TrainingPlan, sample_weight: np.ndarray | None, rng: np.random.Generator
+    members: Members,
+    X1,
+    X2,
+    *,
+    plan: TrainingPlan,
+    sample_weight: np.ndarray | None,
+    rng: np.random.Generator,
+    pretraining: tuple[SelfSupervision, tuple] | None = None,
 ) -> Fitted:
     """Train and calibrate ``members.n_models`` networks on the paired rows of ``X1`` and ``X2``.
 
     Each member holds out its own slice of the pairs (member 0: the slice a single model holds out); the
     optimizer-step budget is shared, so an ensemble of K trains each member for 1/K of it. Every member's random
     streams come from its own seed, so members can train side by side (:mod:`scmatch.model.train._parallel`).
+    ``pretraining = (settings, (cells1, cells2))`` first pre-trains each member's encoders on those cells
+    (:mod:`scmatch.model.train._self_supervised`), one member after the other, each from its own seed.
     """
     n_models, device = members.n_models, members.device
     n_val = held_out_size(X1.shape[0], plan.validation_fraction)
@@ -121,17 +132,36 @@ def fit_members(
     if n_models > 1 and plan.max_steps is not None:
         plan = dataclasses.replace(plan, max_steps=-(-plan.max_steps // n_models))
     seeds = [int(seed) for seed in rng.integers(2**31 - 1, size=n_models)]
-    jobs, held_out = [], []
+    jobs, held_out, losses = [], [], []
     for k, seed in enumerate(seeds):
         val_idx, train_idx = member_split(order, n_val=n_val, member=k)
         held_out.append(val_idx)
         module = _new_member(members.architecture, X1, X2, train_idx, seed=seed, device=device)
+        if pretraining is not None:
+            losses.append(_pretrain_member(module, *pretraining, seed=seed, device=device))
         fit = functools.partial(_fit_member, members, module, X1, X2, val_idx, train_idx)
         jobs.append(functools.partial(fit, seed=seed, plan=plan, sample_weight=sample_weight, member=k))
     n_threads = member_threads(n_models, device, world=_distributed()[1])
     networks, histories, temperatures, seconds = zip(*run_members(jobs, n_threads=n_threads), strict=True)
     module = networks[0] if n_models == 1 else EnsembleMatcher(list(networks))
-    return Fitted(module, list(histories), list(temperatures), float(sum(seconds)), held_out)
+    report = None
+    if pretraining is not None:
+        settings, cells = pretraining
+        # the final losses member by member, mod1's then mod2's
+        report = {
+            **dataclasses.asdict(settings),
+            "n_cells": [int(c.shape[0]) for c in cells],
+            "final_loss": [loss for member in losses for loss in member],
+        }
+    return Fitted(module, list(histories), list(temperatures), float(sum(seconds)), held_out, report)
+
+
+def _pretrain_member(module, settings: SelfSupervision, cells: tuple, *, seed: int, device) -> list[float]:
+    """Pre-train one member's encoders; its minibatches and views come from streams of its own seed."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed + 1)
+    rng = np.random.default_rng([seed, 29])
+    return pretrain(module, cells, settings=settings, rng=rng, generator=generator, device=device)
 
 
 def _new_member(architecture: dict, X1, X2, train_idx, *, seed: int, device: torch.device) -> CrossAttentionMatcher:
@@ -175,6 +205,8 @@ def fitted_history(fitted: Fitted, n_models: int) -> dict:
     """The training record kept by the model: the first member's history, and each member's summary."""
     history = fitted.histories[0].as_dict()
     history["calibration_seconds"] = fitted.calibration_seconds
+    if fitted.pretraining is not None:  # flat, as config.json's history holds numbers and lists of numbers
+        history.update({f"self_supervision_{k}": v for k, v in fitted.pretraining.items()})
     if n_models > 1:
         history["n_models"] = n_models
         history["member_best_epoch"] = [h.best_epoch for h in fitted.histories]

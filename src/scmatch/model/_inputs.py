@@ -104,3 +104,37 @@ def batch_groups(batch1, batch2, n1: int, n2: int) -> list[tuple[np.ndarray, np.
             "Drop those cells or match without `batch_key`."
         )
     return [(np.flatnonzero(b1 == b), np.flatnonzero(b2 == b)) for b in sorted(set(b1))]
+
+
+def check_pretraining(settings, unpaired, X1, X2) -> tuple | None:
+    """``(settings, (cells1, cells2))`` for self-supervised pre-training: the paired cells, then the unpaired ones.
+
+    ``None`` without ``settings``; unpaired cells without settings, or with other features than the pairs', are
+    refused.
+    """
+    from .train._self_supervised import SelfSupervision, all_cells
+
+    if settings is None:
+        if unpaired is not None:
+            raise ValueError(
+                "`unpaired` cells are used only for self-supervised pre-training: pass "
+                "`self_supervision=SelfSupervision()` too, or leave `unpaired` out."
+            )
+        return None
+    if not isinstance(settings, SelfSupervision):
+        raise TypeError(f"`self_supervision` must be a scmatch.model.SelfSupervision, got {type(settings).__name__}.")
+    if unpaired is None:
+        unpaired = (None, None)
+    if not isinstance(unpaired, tuple | list) or len(unpaired) != 2:
+        raise ValueError("`unpaired` must be a pair (U1, U2) of cells x features arrays (either may be None).")
+    cells = []
+    for modality, (X, U) in enumerate(zip((X1, X2), unpaired, strict=True), start=1):
+        if U is not None:
+            U = check_matrix(U, f"unpaired mod{modality} cells")
+            if U.shape[1] != X.shape[1]:
+                raise ValueError(
+                    f"The unpaired mod{modality} cells have {U.shape[1]} features and the pairs {X.shape[1]}; pass "
+                    "them in the same representation."
+                )
+        cells.append(all_cells(X, U))
+    return settings, tuple(cells)

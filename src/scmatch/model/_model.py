@@ -23,6 +23,7 @@ from .nn._modules import CrossAttentionMatcher
 from .solvers._matching import MATCHINGS, match_groups
 from .solvers._search import Search, encode, search_candidates
 from .train._plan import TrainingPlan
+from .train._self_supervised import SelfSupervision
 
 __all__ = ["MIN_REFERENCE_PAIRS", "MatchModel"]
 
@@ -119,6 +120,8 @@ class MatchModel(ModelSettings):
         feature_names1: Sequence[str] | None = None,
         feature_names2: Sequence[str] | None = None,
         random_state: int | None = 0,
+        unpaired: tuple | None = None,
+        self_supervision: SelfSupervision | None = None,
     ) -> MatchModel:
         """Learn the metric from paired cells: row ``i`` of ``X1`` and row ``i`` of ``X2`` are the same cell.
 
@@ -136,6 +139,14 @@ class MatchModel(ModelSettings):
             Names of the features, checked again when the model is applied to new data.
         random_state
             Seed of every random step (initialisation, validation split, minibatches, dropout, noise).
+        unpaired
+            Cells without a partner, ``(U1, U2)`` (either may be ``None``), with the features of ``X1`` and ``X2``:
+            e.g. the query's. Only ``self_supervision`` uses them.
+        self_supervision
+            Pre-train each network's encoders on every cell given (paired and ``unpaired``) before the paired
+            training (:class:`SelfSupervision`); ``None`` (the default) does not. Recorded in ``history_`` under
+            ``self_supervision_*`` (its settings, ``n_cells`` per modality, and ``final_loss``, the mean loss of the
+            last tenth of steps, network by network, mod1's then mod2's). See docs/unpaired.md.
 
         Returns
         -------
@@ -153,11 +164,14 @@ class MatchModel(ModelSettings):
         check_reference_size(X1.shape[0])
         names = (_inputs.feature_names(feature_names1, X1.shape[1]), _inputs.feature_names(feature_names2, X2.shape[1]))
         sample_weight = _inputs.check_sample_weight(sample_weight, X1.shape[0])
+        pretraining = _inputs.check_pretraining(self_supervision, unpaired, X1, X2)
         self._check_search(self.search)
         members = Members(
             self.architecture, self.n_models, self._objective(plan), self._held_out_similarity, _device(self.device)
         )
-        fitted = fit_members(members, X1, X2, plan=plan, sample_weight=sample_weight, rng=_rng(random_state))
+        fitted = fit_members(
+            members, X1, X2, plan=plan, sample_weight=sample_weight, rng=_rng(random_state), pretraining=pretraining
+        )
         self.plan, self.module_, self.feature_names_ = plan, fitted.module, names
         self.fingerprints_, self.preprocessing_ = (None, None), (None, None)  # arrays carry no preprocessing
         self.temperature_ = combine_temperatures(fitted.temperatures)

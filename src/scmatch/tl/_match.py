@@ -13,7 +13,7 @@ from mudata import MuData
 
 from .._keys import Key
 from .._utils import _check_finite, _get_matrix, logger
-from ..model import MatchModel, Refinement
+from ..model import MatchModel, Refinement, SelfSupervision
 from ..model._fit import MIN_REFERENCE_PAIRS, MIN_TRAINING_PAIRS
 from ..model._inputs import batch_groups
 from ..model._joint import shared_projection
@@ -89,6 +89,7 @@ def match_modalities(
     model: MatchModel | None = None,
     refine: bool | Refinement = False,
     links: str | pd.DataFrame | None = "auto",
+    self_supervision: bool | SelfSupervision | None = None,
     random_state: int | None = 0,
     key_added: str = "match",
     copy: bool = False,
@@ -154,6 +155,13 @@ def match_modalities(
         under ``"auto"``, at that weight. On the CITE starter it lifted the match score from 0.109 to 0.146 (8
         seeds), on totalVI from 0.411 to 0.471 (3 seeds; benchmarks/README.md, Feature links; docs/links.md).
         ``uns[key_added]["links"]`` records what was used.
+    self_supervision
+        Pre-train each network's encoders on every cell of both modalities, the query's included (unpaired), before
+        the paired training: ``True`` (the settings of :class:`~scmatch.model.SelfSupervision`) or a
+        :class:`~scmatch.model.SelfSupervision`; ``None`` (the default) does not. It needs a model trained in this
+        call. It helped most where the query was preprocessed apart, projected onto the reference's recipes, and
+        differs from it; it costs several times the fit's time (docs/unpaired.md, benchmarks/README.md,
+        Self-supervision). ``uns[key_added]["history"]`` records it under ``self_supervision_*``.
     random_state
         Seed of training (and of the refinement).
     key_added
@@ -214,6 +222,7 @@ def match_modalities(
     _check_settings(model, matching, top_k)
     refinement = as_refinement(refine)
     model = MatchModel() if model is None else model
+    pretraining = _self_supervision(self_supervision, model)
     inputs = _inputs(
         mdata, mod1=mod1, mod2=mod2, rep1=rep1, rep2=rep2, reference=reference, batch_key=batch_key, model=model
     )
@@ -223,7 +232,7 @@ def match_modalities(
             f"`refine` fine-tunes on the reference pairs, and there are {inputs.n_ref} (at least "
             f"{MIN_TRAINING_PAIRS} are needed). Pass the model's reference as `reference=`, or `refine=False`."
         )
-    trained = _train(model, inputs, mods=(mod1, mod2), random_state=random_state)
+    trained = _train(model, inputs, mods=(mod1, mod2), random_state=random_state, self_supervision=pretraining)
     query_prior, held_prior, link_report = weigh_links(link_plan, model, inputs, top_k=top_k)
     result = _match(
         model, inputs, matching=matching, top_k=top_k, refinement=refinement, random_state=random_state,
@@ -247,23 +256,34 @@ def match_modalities(
         "matching": matching,
         "top_k": top_k,
         "links": links if isinstance(links, str) else ("table" if links is not None else None),
+        "self_supervision": pretraining is not None,
         "random_state": random_state,
     }
     _write(target, inputs, result, model=model, mods=(mod1, mod2), params=params, key_added=key_added)
     return target if copy else None
 
 
-def _train(model: MatchModel, inputs: _Inputs, *, mods: tuple[str, str], random_state: int | None) -> bool:
+def _train(
+    model: MatchModel,
+    inputs: _Inputs,
+    *,
+    mods: tuple[str, str],
+    random_state: int | None,
+    self_supervision: SelfSupervision | None = None,
+) -> bool:
     """Fit an unfitted model on the reference pairs; a fitted model is used as given. True if it trained.
 
-    The model remembers the reference's preprocessing: its fingerprints, and the fitted recipes to save.
+    With ``self_supervision``, the encoders are first pre-trained on the reference's and the query's cells. The
+    model remembers the reference's preprocessing: its fingerprints, and the fitted recipes to save.
     """
     if model.module_ is not None:
         logger.info("using the fitted model as given; no training")
         return False
+    unpaired = (inputs.query1, inputs.query2) if self_supervision is not None else None
     model.fit(
-        inputs.ref1, inputs.ref2, feature_names1=inputs.names1, feature_names2=inputs.names2, random_state=random_state
-    )
+        inputs.ref1, inputs.ref2, feature_names1=inputs.names1, feature_names2=inputs.names2,
+        random_state=random_state, unpaired=unpaired, self_supervision=self_supervision,
+    )  # fmt: skip
     found = [
         reference_state(ad, key, mod=mod) for ad, key, mod in zip(inputs.ref_adatas, inputs.keys, mods, strict=True)
     ]
@@ -367,6 +387,21 @@ def _rep(adata: AnnData, key: str | None) -> np.ndarray:
     if key is None:
         raise ValueError("No default representation for this modality: pass `rep1=`/`rep2=` naming an .obsm key.")
     return _get_matrix(adata, obsm=key)
+
+
+def _self_supervision(setting, model: MatchModel) -> SelfSupervision | None:
+    """The pre-training settings asked for (``None``: none), refused when they cannot be used."""
+    if setting is None or setting is False:
+        return None
+    settings = SelfSupervision() if setting is True else setting
+    if not isinstance(settings, SelfSupervision):
+        raise TypeError(f"`self_supervision` must be True, None or a scmatch.model.SelfSupervision, got {setting!r}.")
+    if model.module_ is not None:
+        raise ValueError(
+            "`self_supervision` pre-trains a model before its fit, and this model is fitted already. Pass an "
+            "unfitted model, or `self_supervision=None`."
+        )
+    return settings
 
 
 def _check_settings(model, matching: str, top_k: int) -> None:
