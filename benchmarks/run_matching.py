@@ -143,6 +143,8 @@ METHODS["scmatch_links"] = {**METHODS["scmatch"], "links": True}
 # self-supervised pre-training (benchmarks/README.md, Self-supervision): each network's encoders first learn from
 # every cell of the reference and the query, unpaired; fit_seconds includes it
 METHODS["scmatch_ssl"] = {**METHODS["scmatch"], "self_supervision": {}}
+# both: what tl.match_modalities(self_supervision=True) does with its default links
+METHODS["scmatch_links_ssl"] = {**METHODS["scmatch_links"], "self_supervision": {}}
 
 
 def _linked_prior(model, split) -> tuple[object | None, dict | None]:
