@@ -136,6 +136,11 @@ def test_raw_counts_in_a_fresh_process_give_identical_probabilities(cite, traine
     scm.pp.recipe_rna(projected, mod="rna", reference=reference)
     scm.pp.recipe_protein(projected, mod="adt", reference=reference)
     expected = model.predict_proba(projected["rna"].obsm["X_pca"], projected["adt"].obsm["X_pca"])
+    # the model carries the feature links its fit chose: with them, as this session's tl.match_modalities gives
+    assert model.links_ is not None
+    with_links = query.copy()
+    scm.tl.match_modalities(with_links, mod1="rna", mod2="adt", model=model)
+    expected_links = scm.tl.query_block(with_links)[0]
 
     script = textwrap.dedent(
         f"""
@@ -144,18 +149,23 @@ def test_raw_counts_in_a_fresh_process_give_identical_probabilities(cite, traine
         md.set_options(pull_on_update=False)
         model = scm.model.MatchModel.load({str(tmp_path / "model")!r}, device="cpu")
         query = md.read_h5mu({str(tmp_path / "query.h5mu")!r})
-        scm.tl.match_modalities(query, mod1="rna", mod2="adt", model=model)
+        linked = query.copy()
+        scm.tl.match_modalities(query, mod1="rna", mod2="adt", model=model, links=None)  # the network alone
+        scm.tl.match_modalities(linked, mod1="rna", mod2="adt", model=model)
         block, rows, cols = scm.tl.query_block(query)
-        np.savez({str(tmp_path / "out.npz")!r}, P=block.toarray(), pca=query["rna"].obsm["X_pca"])
-        print(query.uns["match"]["projected_by_model"])
+        P_links = scm.tl.query_block(linked)[0].toarray()
+        np.savez({str(tmp_path / "out.npz")!r}, P=block.toarray(), P_links=P_links, pca=query["rna"].obsm["X_pca"])
+        print(query.uns["match"]["projected_by_model"], linked.uns["match"]["links"]["source"])
         """
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "['rna', 'adt']" in done.stdout
+    assert "['rna', 'adt'] model" in done.stdout
     with np.load(tmp_path / "out.npz") as out:
         np.testing.assert_array_equal(out["P"], expected.toarray())
+        np.testing.assert_array_equal(out["P_links"], expected_links.toarray())
+        assert (out["P_links"] != out["P"]).any()
         np.testing.assert_array_equal(out["pca"], projected["rna"].obsm["X_pca"])
 
 
