@@ -138,7 +138,10 @@ def fit_members(
         held_out.append(val_idx)
         module = _new_member(members.architecture, X1, X2, train_idx, seed=seed, device=device)
         if pretraining is not None:
-            losses.append(_pretrain_member(module, *pretraining, seed=seed, device=device))
+            desc = "pre-training" if n_models == 1 else f"pre-training member {k + 1}/{n_models}"
+            losses.append(
+                _pretrain_member(module, *pretraining, seed=seed, device=device, bar=(plan.progress_bar, desc))
+            )
         fit = functools.partial(_fit_member, members, module, X1, X2, val_idx, train_idx)
         jobs.append(functools.partial(fit, seed=seed, plan=plan, sample_weight=sample_weight, member=k))
     n_threads = member_threads(n_models, device, world=_distributed()[1])
@@ -156,12 +159,16 @@ def fit_members(
     return Fitted(module, list(histories), list(temperatures), float(sum(seconds)), held_out, report)
 
 
-def _pretrain_member(module, settings: SelfSupervision, cells: tuple, *, seed: int, device) -> list[float]:
+def _pretrain_member(module, settings: SelfSupervision, cells: tuple, *, seed: int, device, bar: tuple) -> list[float]:
     """Pre-train one member's encoders; its minibatches and views come from streams of its own seed."""
     generator = torch.Generator(device=device)
     generator.manual_seed(seed + 1)
     rng = np.random.default_rng([seed, 29])
-    return pretrain(module, cells, settings=settings, rng=rng, generator=generator, device=device)
+    progress_bar, desc = bar
+    return pretrain(
+        module, cells, settings=settings, rng=rng, generator=generator, device=device, progress_bar=progress_bar,
+        desc=desc,
+    )  # fmt: skip
 
 
 def _new_member(architecture: dict, X1, X2, train_idx, *, seed: int, device: torch.device) -> CrossAttentionMatcher:

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
 from .._numbers import check_numbers
 from ..nn._modules import CrossAttentionMatcher
@@ -94,6 +95,8 @@ def pretrain(
     rng: np.random.Generator,
     generator: torch.Generator,
     device: torch.device,
+    progress_bar: bool = False,
+    desc: str = "pre-training",
 ) -> list[float]:
     """Pre-train ``module``'s two encoders in place on ``cells = (X1, X2)``, one modality after the other.
 
@@ -111,7 +114,9 @@ def pretrain(
             optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=1e-4)
             size = min(settings.batch_size, X.shape[0])
             losses = []
-            for _ in range(settings.steps):
+            bar = tqdm(range(settings.steps), desc=f"{desc} mod{modality}", unit="step", disable=not progress_bar,
+                       leave=False)  # fmt: skip
+            for _ in bar:
                 x = _batch(X, rng.choice(X.shape[0], size=size, replace=False), device)
                 z = [module.embed(module.tokens(_view(module, x, modality, settings, generator), modality), modality)
                      for _ in range(2)]  # fmt: skip
