@@ -190,6 +190,12 @@ COLUMNS["atac"] = [
     ("fit_seconds", "fit s", ".1f", None),
 ]
 COLUMNS["atac_screen"] = COLUMNS["atac"]
+# the ATAC encoder reading the peaks' TF-IDF through a sparse first layer (benchmarks/prototypes/sparse_layer.py)
+COLUMNS["sparse_layer"] = [("n_peaks_layer", "peaks in the layer", ".0f", None)] + [
+    c
+    for c in COLUMNS["atac"]
+    if c[0] in {"knn15_match_atac", "match_score", "top10", "foscttm", "celltype_mass", "fit_seconds"}
+]
 # result folders summarised in prose instead (sinkhorn: timings of one function, not dataset x method; atac_memory:
 # one run, quoted in docs/atac.md and checked there by benchmarks/check_numbers.py; transfer_wide_pool: a prototype's
 # run, benchmarks/prototypes/held_out_pool.py, quoted in the Transfer findings)
