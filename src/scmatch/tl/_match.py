@@ -160,8 +160,8 @@ def match_modalities(
         the paired training: ``True`` (the settings of :class:`~scmatch.model.SelfSupervision`) or a
         :class:`~scmatch.model.SelfSupervision`; ``None`` (the default) does not. It needs a model trained in this
         call. It helped most where the query was preprocessed apart, projected onto the reference's recipes, and
-        differs from it; it costs several times the fit's time (docs/unpaired.md, benchmarks/README.md,
-        Self-supervision). ``uns[key_added]["history"]`` records it under ``self_supervision_*``.
+        differs from it (totalVI, the CITE starter), but lowered the match on two other such sets; it costs
+        several times the fit's time (docs/unpaired.md, benchmarks/README.md, Self-supervision). ``uns[key_added]["history"]`` records it under ``self_supervision_*``.
     random_state
         Seed of training (and of the refinement).
     key_added
