@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import mudata as md
 import numpy as np
 import pytest
@@ -120,13 +122,23 @@ def test_no_validation_no_held_out_pairs():
     assert model.held_out_ is None and "held_out" not in mdata.uns["match"]
 
 
-def test_transfer_chooses_on_held_out_pairs_when_enough(held_match, monkeypatch):
+def test_transfer_chooses_on_held_out_pairs_when_enough(held_match, monkeypatch, caplog):
     mdata = held_match[0].copy()
-    scm.tl.transfer_labels(mdata, "cell_type", source="rna", target="atac")
+    with caplog.at_level(logging.WARNING, logger="scmatch"):
+        scm.tl.transfer_labels(mdata, "cell_type", source="rna", target="atac")
     info = mdata["atac"].uns["cell_type_transferred"]
     assert info["calibration"] == "round_trip" and info["held_out_pairs"] == 80  # fewer than MIN_HELD_OUT_PAIRS
+    # the user is told that no labelled cell checked the confidence, and what to do
+    assert "calibrated by the round trip" in caplog.text and "80 held-out reference pairs" in caplog.text
+    assert "fewer than the 200" in caplog.text and "scm.pl.confidence" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="scmatch"):
+        scm.tl.transfer_labels(mdata.copy(), "cell_type", source="rna", target="atac", temperature=3)
+    assert "round trip" not in caplog.text  # a temperature the user chose: no calibration to warn about
     monkeypatch.setattr(_held_out, "MIN_HELD_OUT_PAIRS", 50)
-    scm.tl.transfer_labels(mdata, "cell_type", source="rna", target="atac")
+    with caplog.at_level(logging.WARNING, logger="scmatch"):
+        scm.tl.transfer_labels(mdata, "cell_type", source="rna", target="atac")
+    assert "round trip" not in caplog.text  # calibrated on the held-out pairs: nothing to warn about
     info = mdata["atac"].uns["cell_type_transferred"]
     assert info["calibration"] == "held_out" and info["held_out"]["n_cells"] == 80
     assert info["temperature"] == info["held_out"]["grid"][int(np.argmin(info["held_out"]["held_out_nll"]))]

@@ -161,7 +161,8 @@ def match_modalities(
         :class:`~scmatch.model.SelfSupervision`; ``None`` (the default) does not. It needs a model trained in this
         call. It helped most where the query was preprocessed apart, projected onto the reference's recipes, and
         differs from it (totalVI, the CITE starter), but lowered the match on two other such sets; it costs
-        several times the fit's time (docs/unpaired.md, benchmarks/README.md, Self-supervision). ``uns[key_added]["history"]`` records it under ``self_supervision_*``.
+        several times the fit's time (docs/unpaired.md, benchmarks/README.md, Self-supervision).
+        ``uns[key_added]["history"]`` records it under ``self_supervision_*``.
     random_state
         Seed of training (and of the refinement).
     key_added

@@ -10,7 +10,8 @@ import pandas as pd
 import scipy.sparse as sp
 from mudata import MuData
 
-from .._utils import _check_finite, _get_matrix
+from .._utils import _check_finite, _get_matrix, logger
+from . import _held_out
 from ._evaluate import checked_match
 from ._held_out import enough, held_out_vote
 from ._vote import (
@@ -129,7 +130,8 @@ def transfer_labels(
     the source labels, all of which stay the same if the target cells' true types are shuffled among them. Below
     200 held-out pairs their choice was not reliable (0.117 against 0.062 on CITE, 93 pairs), hence the
     threshold. Check the reliability diagram (:func:`scmatch.pl.confidence`) on annotated paired data of your
-    kind before choosing ``min_confidence`` or a temperature.
+    kind before choosing ``min_confidence`` or a temperature. When ``"auto"`` falls back on the round trip, a
+    warning on the ``scmatch`` logger says so.
 
     Only the cells of the match take part: the query cells of both modalities (every cell with
     ``reference=None``). To take labels from a saved model's reference cells, put the annotated reference cells
@@ -193,6 +195,8 @@ def transfer_labels(
     key_added = f"{labels_key}_transferred" if key_added is None else key_added
     chosen = _auto_temperature(mdata, weights, labels, key=key, source=source, target=target, labels_key=labels_key)
     used = chosen["temperature"] if temperature == "auto" else float(temperature)
+    if temperature == "auto" and chosen["record"]["calibration"] == "round_trip":
+        _warn_unchecked(chosen["record"].get("held_out_pairs", 0), target=target)
     masses = label_masses(soften(weights.B, used), labels.to_numpy())
     best = masses.to_numpy().argmax(axis=1)
     confidence = np.clip(masses.to_numpy().max(axis=1), 0.0, 1.0)
@@ -241,6 +245,20 @@ def _auto_temperature(mdata, weights: _Weights, labels: pd.Series, *, key, sourc
         if vote is not None:
             record["held_out_pairs"] = len(vote.truth)  # too few (tl._held_out.MIN_HELD_OUT_PAIRS)
     return {"temperature": chosen["temperature"], "record": record}
+
+
+def _warn_unchecked(n_held_out: int, *, target: str) -> None:
+    """Say that the confidence was calibrated without any labelled cell, and what to do about it."""
+    logger.warning(
+        "transfer_labels: the confidence of the labels on %r was calibrated by the round trip, without labelled "
+        "cells: the match holds %d held-out reference pairs, fewer than the %d needed to calibrate on them (a "
+        "loaded model keeps none). It can be too high, most where the target is ATAC and the reference small. "
+        "Check it with scm.pl.confidence on annotated paired data of your kind before choosing `min_confidence`, "
+        "or match with a larger reference.",
+        target,
+        n_held_out,
+        _held_out.MIN_HELD_OUT_PAIRS,
+    )
 
 
 def _check_temperature(temperature: float | str) -> None:
