@@ -39,7 +39,7 @@ def curves(name: str, seed: int) -> dict:
     import scmatch as scm
     from scmatch.tl._held_out import held_out_vote
     from scmatch.tl._transfer import _match_weights
-    from scmatch.tl._vote import TEMPERATURE_GRID, choose_temperature, choose_temperature_held_out
+    from scmatch.tl._vote import NLL_FLOOR, TEMPERATURE_GRID, choose_temperature, choose_temperature_held_out
 
     torch.manual_seed(seed)
     mdata, mod2, _ = run_transfer.prepare(name, seed)
@@ -58,7 +58,7 @@ def curves(name: str, seed: int) -> dict:
     out["held_out_pairs"] = 0 if vote is None else len(vote.truth)
     if vote is not None:
         out["held_out_nll"] = choose_temperature_held_out(vote.B, vote.source_labels, vote.truth)["held_out_nll"]
-    for field in ("accuracy", "balanced_accuracy", "ece", "mean_confidence"):
+    for field in ("accuracy", "balanced_accuracy", "ece", "mean_confidence", "nll"):
         out[field] = []
     for t in TEMPERATURE_GRID:
         scm.tl.transfer_labels(mdata, "cell_type", source="rna", target=mod2, temperature=t, key_added="t")
@@ -69,6 +69,11 @@ def curves(name: str, seed: int) -> dict:
         out["balanced_accuracy"].append(scores["label_balanced_accuracy"])
         out["ece"].append(run_transfer.ece(conf, pred == truth))
         out["mean_confidence"].append(float(np.mean(conf)))
+        # the log-likelihood of the true labels (a proper score of the whole vote, not only of its top label)
+        masses = ad2.obsm["t_probabilities"].iloc[np.flatnonzero(q2)]
+        codes = masses.columns.get_indexer(truth)
+        mass = np.where(codes >= 0, masses.to_numpy()[np.arange(len(truth)), np.maximum(codes, 0)], 0.0)
+        out["nll"].append(float(np.mean(-np.log(np.maximum(mass, NLL_FLOOR)))))
     return {k: [float(x) for x in v] if isinstance(v, list) else v for k, v in out.items()}
 
 
@@ -109,6 +114,7 @@ RULES = {
 def compare(folder: Path) -> None:
     records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
     sets = sorted({r["dataset"] for r in records})
+    print("per set: accuracy, ECE, mean confidence - accuracy, NLL of the true labels; mean: accuracy, ECE")
     print(f"{'rule':<22}" + "".join(f"{s:>26}" for s in sets) + f"{'mean':>16}")
     for name, rule in RULES.items():
         row, accs, eces = [], [], []
@@ -117,9 +123,11 @@ def compare(folder: Path) -> None:
             idx = [rule(r) for r in rs]
             acc = np.mean([r["accuracy"][i] for r, i in zip(rs, idx, strict=True)])
             e = np.mean([r["ece"][i] for r, i in zip(rs, idx, strict=True)])
+            over = np.mean([r["mean_confidence"][i] - r["accuracy"][i] for r, i in zip(rs, idx, strict=True)])
+            nll = np.mean([r["nll"][i] for r, i in zip(rs, idx, strict=True)]) if "nll" in rs[0] else np.nan
             accs.append(acc)
             eces.append(e)
-            row.append(f"acc {acc:.3f} ECE {e:.3f}")
+            row.append(f"{acc:.3f} {e:.3f} {over:+.3f} {nll:.2f}")
         print(f"{name:<22}" + "".join(f"{c:>26}" for c in row) + f"  {np.mean(accs):.3f} {np.mean(eces):.3f}")
 
 
