@@ -17,7 +17,9 @@ with its scmatch recipe on all cells (RNA PCA, protein CLR-PCA, ATAC LSI; as ``_
   error (10 equal-width bins) of the label confidence and of the match confidence written by
   ``match_modalities`` (``match_confidence``), the AUROC of each candidate confidence for "the label is right"
   (the label mass; the largest match probability and one minus the normalised entropy of the cell's column of
-  ``P``), the temperature ``"auto"`` chose, and the accuracy and ECE of the vote through ``P`` as it is
+  ``P``), the negative log-likelihood of the true labels under the vote's label masses (``label_nll``, and
+  ``label_nll_held_out`` / ``label_nll_round_trip`` with either rule's temperature), the temperature ``"auto"``
+  chose, and the accuracy and ECE of the vote through ``P`` as it is
   (``temperature=1``: ``label_accuracy_t1``, ``label_ece_t1``). Calibration (``calibration_scores``): the mean
   confidence; the ECE a perfectly calibrated confidence would show on as many cells (``label_ece_if_calibrated``,
   mean of 1000 draws, and its 95th percentile); the round trip's accuracy on the RNA cells' own labels; and the
@@ -119,6 +121,20 @@ def label_scores(pred: np.ndarray, truth: np.ndarray) -> dict:
         "label_accuracy": float(np.mean(pred == truth)),
         "label_balanced_accuracy": float(balanced_accuracy_score(truth, pred)),
     }
+
+
+def label_nll(probabilities, rows: np.ndarray, truth: np.ndarray) -> float:
+    """Mean negative log-likelihood of the true labels under a vote's label masses (a proper score of the whole vote).
+
+    ``probabilities`` is ``transfer_labels``' ``obsm`` DataFrame; ``rows`` selects the query cells; a mass below
+    ``tl._vote.NLL_FLOOR`` (or a true label no source cell has) counts as that floor.
+    """
+    from scmatch.tl._vote import NLL_FLOOR
+
+    masses = probabilities.iloc[np.flatnonzero(rows)]
+    codes = masses.columns.get_indexer(truth)
+    mass = np.where(codes >= 0, masses.to_numpy()[np.arange(len(truth)), np.maximum(codes, 0)], 0.0)
+    return float(np.mean(-np.log(np.maximum(mass, NLL_FLOOR))))
 
 
 def mean_pearson(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -290,6 +306,7 @@ def choice_scores(mdata, mod2: str, q2: np.ndarray, truth2: np.ndarray) -> dict:
         out[f"label_temperature_{rule}"] = temperature
         out[f"label_accuracy_{rule}"] = float(np.mean(pred == truth2))
         out[f"label_ece_{rule}"] = ece(conf, pred == truth2)
+        out[f"label_nll_{rule}"] = label_nll(ad2.obsm[f"{key}_probabilities"], q2, truth2)
         if rule == "held_out":
             from scmatch.tl._vote import label_masses, soften
 
@@ -365,6 +382,7 @@ def run_one(
     correct = pred == truth2
     sc = {**label_scores(pred, truth2), "label_ece": ece(conf, correct), "label_seconds": label_seconds}
     sc["label_confidence_auroc"] = _auroc(conf, correct)
+    sc["label_nll"] = label_nll(ad2.obsm["cell_type_transferred_probabilities"], q2, truth2)
     sc["label_temperature"] = float(ad2.uns["cell_type_transferred"]["temperature"])
     scm.tl.transfer_labels(mdata, "cell_type", source="rna", target=mod2, temperature=1, key_added="t1")
     pred1 = ad2.obs["t1"].to_numpy()[q2].astype(str)

@@ -127,24 +127,26 @@ def test_transfer_chooses_on_held_out_pairs_when_enough(held_match, monkeypatch,
     with caplog.at_level(logging.WARNING, logger="scmatch"):
         scm.tl.transfer_labels(mdata, "cell_type", source="rna", target="atac")
     info = mdata["atac"].uns["cell_type_transferred"]
-    assert info["calibration"] == "round_trip" and info["held_out_pairs"] == 80  # fewer than MIN_HELD_OUT_PAIRS
-    # the user is told that no labelled cell checked the confidence, and what to do
+    assert _held_out.MIN_HELD_OUT_PAIRS == 50
+    assert info["calibration"] == "held_out" and info["held_out"]["n_cells"] == 80
+    assert info["temperature"] == info["held_out"]["grid"][int(np.argmin(info["held_out"]["held_out_nll"]))]
+    assert "round trip" not in caplog.text  # calibrated on labelled pairs: nothing to warn about
+    # the other way: the rna cells are the targets, the columns' atac cells the sources
+    scm.tl.transfer_labels(mdata, "cell_type", source="atac", target="rna")
+    assert mdata["rna"].uns["cell_type_transferred"]["calibration"] == "held_out"
+
+    # with fewer held-out pairs than the threshold, the round trip chooses, and the user is told what that means
+    monkeypatch.setattr(_held_out, "MIN_HELD_OUT_PAIRS", 100)
+    with caplog.at_level(logging.WARNING, logger="scmatch"):
+        scm.tl.transfer_labels(mdata, "cell_type", source="rna", target="atac")
+    info = mdata["atac"].uns["cell_type_transferred"]
+    assert info["calibration"] == "round_trip" and info["held_out_pairs"] == 80
     assert "calibrated by the round trip" in caplog.text and "80 held-out reference pairs" in caplog.text
-    assert "fewer than the 200" in caplog.text and "scm.pl.confidence" in caplog.text
+    assert "fewer than the 100" in caplog.text and "scm.pl.confidence" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="scmatch"):
         scm.tl.transfer_labels(mdata.copy(), "cell_type", source="rna", target="atac", temperature=3)
     assert "round trip" not in caplog.text  # a temperature the user chose: no calibration to warn about
-    monkeypatch.setattr(_held_out, "MIN_HELD_OUT_PAIRS", 50)
-    with caplog.at_level(logging.WARNING, logger="scmatch"):
-        scm.tl.transfer_labels(mdata, "cell_type", source="rna", target="atac")
-    assert "round trip" not in caplog.text  # calibrated on the held-out pairs: nothing to warn about
-    info = mdata["atac"].uns["cell_type_transferred"]
-    assert info["calibration"] == "held_out" and info["held_out"]["n_cells"] == 80
-    assert info["temperature"] == info["held_out"]["grid"][int(np.argmin(info["held_out"]["held_out_nll"]))]
-    # the other way: the rna cells are the targets, the columns' atac cells the sources
-    scm.tl.transfer_labels(mdata, "cell_type", source="atac", target="rna")
-    assert mdata["rna"].uns["cell_type_transferred"]["calibration"] == "held_out"
 
 
 def test_held_out_pairs_survive_writing(held_match, tmp_path):

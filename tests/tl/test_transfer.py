@@ -406,8 +406,9 @@ def _query_names(mdata, mod):
 
 @pytest.mark.slow
 def test_cite_labels_to_protein_cells(cite_match):
-    """Measured with seed 0: accuracy 0.702 (auto: temperature 10) against 0.609 with P as it is; ECE 0.032 against
-    0.283."""
+    """Measured with seed 0: accuracy 0.699 ("auto": temperature 30, chosen on the 93 held-out pairs) against 0.637
+    with P as it is; ECE 0.122 against 0.292. The sharp vote is overconfident (mean confidence 0.93); the softened
+    one errs the other way on this set (0.61 against 0.70 right)."""
     from scmatch.metrics import expected_calibration_error
 
     mdata = cite_match.copy()
@@ -418,34 +419,38 @@ def test_cite_labels_to_protein_cells(cite_match):
         scm.tl.transfer_labels(mdata, "cell_type", source="rna", target="adt", temperature=temperature)
         obs = mdata["adt"].obs.loc[names]
         right = obs["cell_type_transferred"].astype(str).to_numpy() == truth
-        result[temperature] = (right.mean(), expected_calibration_error(obs["cell_type_transferred_confidence"], right))
+        conf = obs["cell_type_transferred_confidence"].to_numpy(float)
+        result[temperature] = (right.mean(), expected_calibration_error(conf, right), conf.mean())
     assert result["auto"][0] > 0.65
     assert result["auto"][0] > result[1][0]
-    assert result["auto"][1] < 0.08
-    assert result[1][1] > 0.15  # the sharp vote is overconfident: the reason for the softening
+    assert result[1][1] > 0.15 and result[1][2] > result[1][0] + 0.15  # the sharp vote is overconfident
+    assert result["auto"][1] < result[1][1] / 2  # the softening removes most of that error ...
+    assert result["auto"][2] < result["auto"][0]  # ... and errs on the low side on this set
 
 
 @pytest.mark.slow
-def test_cite_confidence_is_within_the_noise_of_a_calibrated_one(cite_match):
-    """On the CITE starter (seed 0) the label confidence's ECE is what a perfectly calibrated confidence shows on
-    its 289 cells, and the round trip asks for no recalibration (a power near 1 on the masses)."""
+def test_cite_round_trip_confidence_is_within_the_noise_of_a_calibrated_one(cite_match):
+    """On the CITE starter (seed 0) the label confidence with the round trip's temperature (the rule "auto" uses
+    below 50 held-out pairs, and with a loaded model) has the ECE a perfectly calibrated confidence shows on its
+    289 cells, and the round trip asks for no recalibration (a power near 1 on the masses)."""
     from scmatch.metrics import ece_under_calibration, expected_calibration_error
     from scmatch.tl._transfer import _match_weights
-    from scmatch.tl._vote import round_trip_recalibration
+    from scmatch.tl._vote import choose_temperature, round_trip_recalibration
 
     mdata = cite_match.copy()
-    scm.tl.transfer_labels(mdata, "cell_type", source="rna", target="adt")
+    weights = _match_weights(mdata, key="match", source="rna", target="adt")
+    source = mdata["rna"].obs["cell_type"].astype(str).reindex(weights.source_names).to_numpy()
+    temperature = choose_temperature(weights.B, source)["temperature"]
+    scm.tl.transfer_labels(mdata, "cell_type", source="rna", target="adt", temperature=temperature)
     names = _query_names(mdata, "adt")
     obs = mdata["adt"].obs.loc[names]
     right = obs["cell_type_transferred"].astype(str).to_numpy() == obs["cell_type"].astype(str).to_numpy()
     conf = obs["cell_type_transferred_confidence"].to_numpy(float)
     noise = ece_under_calibration(conf)
-    assert expected_calibration_error(conf, right) < np.quantile(noise, 0.95)  # measured: 0.032 against 0.077
+    assert expected_calibration_error(conf, right) < np.quantile(noise, 0.95)  # measured: 0.050 against 0.080 (temperature 15)
     assert noise.mean() == pytest.approx(0.053, abs=0.005)
-    weights = _match_weights(mdata, key="match", source="rna", target="adt")
-    source = mdata["rna"].obs["cell_type"].astype(str).reindex(weights.source_names).to_numpy()
     fitted = round_trip_recalibration(weights.B, source, mdata["adt"].uns["cell_type_transferred"]["temperature"])
-    assert 0.85 < fitted["power"] < 1.2  # measured: 0.971
+    assert 0.85 < fitted["power"] < 1.2  # measured: 1.071
 
 
 @pytest.mark.slow
@@ -479,18 +484,19 @@ def test_feature_temperature_scores_the_most_variable_features_of_sparse_input()
 
 
 @pytest.mark.slow
-def test_cite_keeps_the_round_trip_with_too_few_held_out_pairs(cite_match):
-    """The CITE starter's 311 reference pairs give 3 networks x 31 held-out pairs: fewer than the 200 with which
-    the temperature is chosen on them, so the round trip chooses (on 93 pairs the held-out choice was worse on all
-    3 seeds of the Transfer table: ECE 0.096 against 0.052)."""
+def test_cite_chooses_on_its_93_held_out_pairs(cite_match):
+    """The CITE starter's 311 reference pairs give 3 networks x 31 held-out pairs, above the 50 with which the
+    temperature is chosen on them (on the Transfer table's three small sets that rule gave higher accuracy and a
+    better log-likelihood of the query's labels than the round trip)."""
     from scmatch.tl._held_out import MIN_HELD_OUT_PAIRS
 
     mdata = cite_match.copy()
     held = mdata.uns["match"]["held_out"]
-    assert held["n_pairs"] == 93 and held["n_networks"] == 3 and held["n_pairs"] < MIN_HELD_OUT_PAIRS
+    assert held["n_pairs"] == 93 and held["n_networks"] == 3 and held["n_pairs"] >= MIN_HELD_OUT_PAIRS
     scm.tl.transfer_labels(mdata, "cell_type", source="rna", target="adt")
     info = mdata["adt"].uns["cell_type_transferred"]
-    assert info["calibration"] == "round_trip" and info["held_out_pairs"] == 93
+    assert info["calibration"] == "held_out" and info["held_out"]["n_cells"] == 93
+    assert info["temperature"] == info["held_out"]["grid"][int(np.argmin(info["held_out"]["held_out_nll"]))]
     H = mdata.obsp["match_held_out"]
     rows = np.flatnonzero(np.diff(sp.csr_matrix(H).indptr) > 0)
     assert mdata["rna"].obs.loc[mdata.obs_names[rows], "is_reference"].all()  # reference cells of donor s1d1 only
