@@ -111,6 +111,7 @@ COLUMNS = {
         ("label_accuracy", "label accuracy", ".3f", "max"),
         ("label_balanced_accuracy", "balanced accuracy", ".3f", "max"),
         ("label_ece", "label ECE ↓", ".3f", "min"),
+        ("label_nll", "label NLL ↓", ".3f", None),
         ("label_confidence_auroc", "label conf. AUROC", ".3f", None),
         ("top_probability_auroc", "top-prob. AUROC", ".3f", None),
         ("entropy_auroc", "entropy AUROC", ".3f", None),
@@ -127,8 +128,10 @@ COLUMNS = {
         ("label_held_out_pairs", "held-out pairs", ".0f", None),
         ("label_accuracy_held_out", "accuracy HO rule", ".3f", None),
         ("label_ece_held_out", "ECE HO rule", ".3f", None),
+        ("label_nll_held_out", "NLL HO rule", ".3f", None),
         ("label_accuracy_round_trip", "accuracy RT rule", ".3f", None),
         ("label_ece_round_trip", "ECE RT rule", ".3f", None),
+        ("label_nll_round_trip", "NLL RT rule", ".3f", None),
         ("label_ece_held_out_power", "ECE HO power", ".3f", None),
         ("feature_pearson", "feature Pearson", ".3f", "max"),
         ("feature_temperature", "feature T", ".1f", None),
@@ -198,8 +201,9 @@ COLUMNS["sparse_layer"] = [("n_peaks_layer", "peaks in the layer", ".0f", None)]
 ]
 # result folders summarised in prose instead (sinkhorn: timings of one function, not dataset x method; atac_memory:
 # one run, quoted in docs/atac.md and checked there by benchmarks/check_numbers.py; transfer_wide_pool: a prototype's
-# run, benchmarks/prototypes/held_out_pool.py, quoted in the Transfer findings)
-NO_TABLE = {"sinkhorn", "atac_memory", "transfer_wide_pool"}
+# run, benchmarks/prototypes/held_out_pool.py, quoted in the Transfer findings; temperature_rules: each record holds
+# the scores at every temperature of the label vote's grid, read by benchmarks/prototypes/temperature_rules.py --rules)
+NO_TABLE = {"sinkhorn", "atac_memory", "transfer_wide_pool", "temperature_rules"}
 # tables whose rows are method x a record field: the row shows "method/value" (e.g. scmatch/mapping)
 METHOD_SUFFIX = {
     "mapping": "preprocessing",

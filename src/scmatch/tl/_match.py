@@ -192,9 +192,9 @@ def match_modalities(
       probability (its row's maximum for mod1 cells; its column's maximum after scaling the column to sum to one
       for mod2 cells), the mass on its single most likely partner; NaN for cells outside the match. It speaks of
       the cell's own partner, not of its cell type: on the four benchmark sets it barely separated cells whose
-      transferred cell type is right from the others (AUROC 0.37 to 0.60; one minus the normalised entropy of
-      the same probabilities did no better, 0.35 to 0.61), while the confidence of
-      :func:`~scmatch.tl.transfer_labels` did (0.64 to 0.84) and is the one to threshold (benchmarks/README.md,
+      transferred cell type is right from the others (AUROC 0.44 to 0.65; one minus the normalised entropy of
+      the same probabilities did no better, 0.41 to 0.65), while the confidence of
+      :func:`~scmatch.tl.transfer_labels` did (0.62 to 0.83) and is the one to threshold (benchmarks/README.md,
       Transfer).
     - ``mdata.uns[key_added]``: ``params`` (the arguments; ``model``, the model's settings under their flat
       names; ``settings``, the same grouped by role as :meth:`~scmatch.model.MatchModel.get_params` gives them),
