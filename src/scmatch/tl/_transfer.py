@@ -108,8 +108,9 @@ def transfer_labels(
     of them, lower accuracy (benchmarks/README.md, Transfer). ``temperature="auto"`` chooses the softening on
     labelled cells where the match has them: the reference pairs that :func:`~scmatch.tl.match_modalities` held
     out of training (``mdata.obsp[f"{key}_held_out"]``, matched by the networks that never saw them; the true label
-    of a held-out target cell is its partner's). With at least 50 of them (``tl._held_out.MIN_HELD_OUT_PAIRS``), the temperature of the grid (1, 1.5, 2, 3, 5,
-    7, 10, 15, 20, 30, 50) with the smallest negative log-likelihood of their true labels is used (``uns[key_added]["calibration"] == "held_out"``). With
+    of a held-out target cell is its partner's). With at least 50 of them (``tl._held_out.MIN_HELD_OUT_PAIRS``),
+    the temperature of the grid (1, 1.5, 2, 3, 5, 7, 10, 15, 20, 30, 50) with the smallest negative
+    log-likelihood of their true labels is used (``uns[key_added]["calibration"] == "held_out"``). With
     fewer (a very small reference, or a match by a loaded model, which keeps no held-out pairs) it is chosen from
     the source labels alone, by a round trip: each source cell's labels are voted by the source cells its target
     cells match (its own share left out), and the temperature with the smallest negative log-likelihood of the
