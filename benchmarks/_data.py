@@ -39,9 +39,12 @@ DATASETS: dict[str, tuple[str | None, str, str, str, Batches, Batches]] = {
     "snare2_rev": ("snare2_mop_5232.h5mu", "rna", "atac", "atac", ("09D", "09E", "09F"), ("09A", "09B", "09C")),
     # 10x PBMC CITE-seq with a 17-protein panel (3 isotype controls); no batches, no labels: seeded random halves
     "pbmc_protein": ("pbmc_1k_protein_v3.h5mu", "rna", "adt", "protein", None, None),
+    # 10x PBMC multiome (dense ATAC), 45 marker genes and the 174 peaks near them, with Cell Ranger ARC's gene
+    # intervals; no labels: seeded random halves; the nuclei with no counts in either modality are left out
+    "pbmc_multiome": ("pbmc_multiome_1k_markers.h5mu", "rna", "atac", "atac", None, None),
 }
 #: sets without batches, split into seeded random halves (reference, query)
-RANDOM_HALVES = ("snareseq", "pbmc_protein")
+RANDOM_HALVES = ("snareseq", "pbmc_protein", "pbmc_multiome")
 
 
 _FEATURES = {
@@ -176,7 +179,11 @@ def _read(name: str, *, n_sim_cells: int):
     path = data_dir() / DATASETS[name][0]
     if not path.exists():
         raise FileNotFoundError(f"{path} not found; set SCMATCH_DATA to the folder holding the shared data.")
-    return mudata.read_h5mu(path)
+    mdata = mudata.read_h5mu(path)
+    if name == "pbmc_multiome":  # 19 nuclei have no counts on these 174 peaks: TF-IDF is undefined for them
+        empty = [np.asarray(mdata[m].X.sum(axis=1)).ravel() == 0 for m in ("rna", "atac")]
+        mdata = mdata[~(empty[0] | empty[1])].copy()
+    return mdata
 
 
 def load_split(
@@ -186,6 +193,7 @@ def load_split(
     n_sim_cells: int = 6000,
     random_state: int = 0,
     preprocessing: str = "joint",
+    gene_annotation: str | None = None,
 ) -> MatchingSplit:
     """Load dataset ``name``, preprocess it and split it into reference and query (query kept in paired order).
 
@@ -196,6 +204,9 @@ def load_split(
     The split, the query order, its labels and truth are the same in both, so a seed
     shuffles the query identically. For a dataset of ready-made features (SNARE-seq) nothing is fitted: the two
     give the same arrays. ``n_sim_cells`` is the total number of simulated cells (two batches: reference and query).
+    ``gene_annotation`` (a BED or GTF path, or ``"var"`` for the genes' own ``var`` coordinates) gives an RNA +
+    ATAC set peak-gene links (``scmatch.links.peak_gene_links`` at its default distance), whose linked values fill
+    ``L1_*``/``L2_*``.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose from {sorted(DATASETS)}")
@@ -226,7 +237,11 @@ def load_split(
         if not is_train.any() or not is_test.any():
             raise ValueError(f"{name}: batches {train_batch!r}/{test_batch!r} not found in {sorted(set(batch))}")
     kw = {"n_comps": n_comps, "random_state": random_state}
-    links = _linked(a1, a2) if kind2 == "protein" else None  # from the counts, before the recipes
+    links = None  # from the counts, before the recipes
+    if kind2 == "protein":
+        links = _linked(a1, a2)
+    elif kind2 == "atac" and gene_annotation is not None:
+        links = _peak_linked(a1, a2, gene_annotation)
     X1_train, X1_test = _embed(a1, kind1, is_train, is_test, preprocessing, **kw)
     X2_train, X2_test = _embed(a2, kind2, is_train, is_test, preprocessing, **kw)
     meta = {
@@ -257,12 +272,32 @@ def load_split(
         labels_rows=labels[is_test],
         labels_cols=labels[is_test],
         truth=np.arange(n_test, dtype=np.int64),
-        meta=json.dumps({**meta, "n_links": 0 if links is None else links[0].shape[1]}),
+        meta=json.dumps({
+            **meta, "n_links": 0 if links is None else links[0].shape[1],
+            **({} if gene_annotation is None else {"gene_annotation": _annotation_id(gene_annotation)}),
+        }),
         **({} if links is None else {
             "L1_train": links[0][is_train], "L2_train": links[1][is_train],
             "L1_test": links[0][is_test], "L2_test": links[1][is_test],
         }),
     )  # fmt: skip
+
+
+def _peak_linked(rna, atac, annotation: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's RNA and ATAC gene activity on the genes linked to peaks within the default distance."""
+    import scmatch.links
+
+    table = scmatch.links.peak_gene_links(rna, atac, annotation=None if annotation == "var" else annotation)
+    return scmatch.links.peak_linked_values(rna, atac, table)
+
+
+def _annotation_id(path: str) -> dict:
+    """The annotation file's name and sha256, so a record says which one it used."""
+    import hashlib
+
+    if path == "var":
+        return {"file": None, "source": "the RNA var's own coordinates"}
+    return {"file": Path(path).name, "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
 
 
 def _linked(rna, protein) -> tuple[np.ndarray, np.ndarray]:

@@ -203,7 +203,7 @@ COLUMNS["sparse_layer"] = [("n_peaks_layer", "peaks in the layer", ".0f", None)]
 # one run, quoted in docs/atac.md and checked there by benchmarks/check_numbers.py; transfer_wide_pool: a prototype's
 # run, benchmarks/prototypes/held_out_pool.py, quoted in the Transfer findings; temperature_rules: each record holds
 # the scores at every temperature of the label vote's grid, read by benchmarks/prototypes/temperature_rules.py --rules)
-NO_TABLE = {"sinkhorn", "atac_memory", "transfer_wide_pool", "temperature_rules"}
+NO_TABLE = {"sinkhorn", "atac_memory", "transfer_wide_pool", "temperature_rules", "peak_link_window"}
 # tables whose rows are method x a record field: the row shows "method/value" (e.g. scmatch/mapping)
 METHOD_SUFFIX = {
     "mapping": "preprocessing",

@@ -140,6 +140,9 @@ METHODS["scmatch_refine_pseudo"] = {**METHODS["scmatch"], "refine": {"pseudo_pai
 # feature links (benchmarks/README.md, Feature links): the protein-gene prior, weighed on the held-out pairs, as
 # tl.match_modalities(links="auto") does; match_seconds includes choosing the weight
 METHODS["scmatch_links"] = {**METHODS["scmatch"], "links": True}
+# the same without the links' separation test (scmatch.links.MIN_LINK_SEPARATION set to 0): what the held-out
+# pairs would choose for links that barely tell a partner from other cells
+METHODS["scmatch_links_ungated"] = {**METHODS["scmatch"], "links": "ungated"}
 # self-supervised pre-training (benchmarks/README.md, Self-supervision): each network's encoders first learn from
 # every cell of the reference and the query, unpaired; fit_seconds includes it
 METHODS["scmatch_ssl"] = {**METHODS["scmatch"], "self_supervision": {}}
@@ -147,12 +150,16 @@ METHODS["scmatch_ssl"] = {**METHODS["scmatch"], "self_supervision": {}}
 METHODS["scmatch_links_ssl"] = {**METHODS["scmatch_links"], "self_supervision": {}}
 
 
-def _linked_prior(model, split) -> tuple[object | None, dict | None]:
+def _linked_prior(model, split, *, ungated: bool = False) -> tuple[object | None, dict | None]:
     """The feature-link prior of the query and what choosing its weight found (None without links)."""
     import scmatch.links
 
     if split.L1_train.shape[1] == 0:
         return None, {"weight": 0.0, "reason": "no links"}
+    if ungated:
+        import scmatch.links._weight
+
+        scmatch.links._weight.MIN_LINK_SEPARATION = 0.0  # this worker process only
     chosen = scmatch.links.choose_weight(model, split.X1_train, split.X2_train, split.L1_train, split.L2_train)
     z1, z2 = scmatch.links.profiles(split.L1_test), scmatch.links.profiles(split.L2_test)
     return scmatch.links.PairPrior(z1, z2, chosen["weight"]), chosen
@@ -194,7 +201,8 @@ def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command:
         )
         refinement = {k: v.tolist() if hasattr(v, "tolist") else v for k, v in refinement.items()}
     else:
-        prior, links = _linked_prior(model, split) if spec.get("links") else (None, None)
+        links_spec = spec.get("links")
+        prior, links = _linked_prior(model, split, ungated=links_spec == "ungated") if links_spec else (None, None)
         P = model.predict_proba(
             split.X1_test, split.X2_test, **spec["predict"], **({"prior": prior} if prior is not None else {})
         )
@@ -289,6 +297,13 @@ def main(argv: list[str] | None = None) -> None:
         "projected; *_knn_basis: the same with recipe_atac(basis_neighbors=15). "
         "Given, record names gain it: {dataset}__{method}__{preprocessing}__seed{seed}.json",
     )
+    p.add_argument(
+        "--gene-annotation",
+        nargs="+",
+        default=[],
+        metavar="DATASET=PATH",
+        help="a BED or GTF of gene coordinates per RNA + ATAC dataset, for peak-gene links (method scmatch_links)",
+    )
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--threads", type=int, default=1, help="CPU threads per run (torch and BLAS), same for all")
     p.add_argument(
@@ -306,6 +321,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     command = "python benchmarks/run_matching.py " + " ".join(argv)
+    annotations = dict(item.split("=", 1) for item in args.gene_annotation)
     failed = []
     with tempfile.TemporaryDirectory() as tmp:
         for dataset, prep in [(d, p) for d in args.datasets for p in args.preprocessing or ["joint"]]:
@@ -313,7 +329,13 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{dataset}: ready-made features, nothing fitted: mapping = joint; skipped", flush=True)
                 continue
             t0 = time.perf_counter()
-            split = load_split(dataset, n_comps=args.n_comps, n_sim_cells=args.sim_cells, preprocessing=prep)
+            split = load_split(
+                dataset,
+                n_comps=args.n_comps,
+                n_sim_cells=args.sim_cells,
+                preprocessing=prep,
+                gene_annotation=annotations.get(dataset),
+            )
             cache = str(Path(tmp) / f"{dataset}__{prep}.npz")
             split.save(cache)
             print(

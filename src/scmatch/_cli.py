@@ -62,8 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     match.add_argument(
         "--no-links",
         action="store_true",
-        help="match without the protein-gene prior (tl.match_modalities(links=None); by default it is used for "
-        "CITE-seq when it helps on held-out reference pairs)",
+        help="match without the feature-link prior (tl.match_modalities(links=None); by default it is used for "
+        "CITE-seq, and for RNA + ATAC when the genes carry coordinates, when it helps on held-out reference pairs)",
     )
     match.add_argument(
         "--self-supervision",

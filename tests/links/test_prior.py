@@ -76,9 +76,25 @@ def test_weight_is_chosen_on_held_out_pairs(informative):
         assert chosen["weight"] == 0 and "do not correlate" in chosen["reason"] and "n_pairs" not in chosen
         assert abs(chosen["pair_correlation_t"]) < 3
         return
-    # each linked feature correlates 0.8 between a cell's two views (noise sd 0.5 on unit-variance values)
-    assert chosen["pair_correlation"] == pytest.approx(0.8, abs=0.05)
+    # each linked feature correlates 0.8 between a cell's two views (noise sd 0.5 on unit-variance values), far
+    # above the spread of mismatched pairs' correlations over 8 features
+    assert chosen["pair_correlation"] == pytest.approx(0.8, abs=0.05) and chosen["pair_separation"] > 1.5
     assert chosen["weight"] > 0 and chosen["score_with"] > 2 * chosen["score_without"]
     prior = PairPrior(profiles(v1[400:]), profiles(v2[400:]), chosen["weight"])
     linked = model.predict_proba(x1[400:], x2[400:], top_k=200, prior=prior)
     assert linked[truth, truth].mean() > 2 * base[truth, truth].mean()
+
+
+def test_faint_links_are_not_weighed():
+    """Thousands of pairs make a faint linked correlation significant; its size (the separation) decides."""
+    rng = np.random.default_rng(0)
+    n, k = 3000, 200
+    own = rng.normal(size=(n, k))
+    v1 = own + rng.normal(size=(n, k))
+    v2 = 0.05 * own + rng.normal(size=(n, k))  # each linked feature correlates about 0.035 between the views
+    x = rng.normal(size=(n, 4))
+    faint = choose_weight(None, x, x, v1, v2)  # refused before any network is asked (there is none here)
+    assert faint["pair_correlation_t"] > 10 and faint["pair_correlation"] == pytest.approx(0.035, abs=0.01)
+    # mismatched pairs' correlations spread about 1 / sqrt(k) = 0.07: the partner stands half of that above them
+    assert faint["pair_separation"] == pytest.approx(0.5, abs=0.15)
+    assert faint["weight"] == 0 and "too weakly" in faint["reason"] and "n_pairs" not in faint

@@ -17,6 +17,8 @@ WEIGHT_GRID = np.concatenate([[0.0], np.geomspace(0.1, 1000.0, 25)])
 MIN_PAIRS = 30
 #: how many standard errors above 0 the reference pairs' mean linked correlation must be for the links to be used
 MIN_LINK_T = 3.0
+#: how far (in standard deviations of other pairs' linked correlations) the reference pairs' mean must stand above 0
+MIN_LINK_SEPARATION = 0.75
 
 
 def choose_weight(
@@ -42,7 +44,14 @@ def choose_weight(
     So the links are first tested on *every* reference pair, without the network: the correlation of a pair's
     two linked profiles (standardised within each batch), whose mean over random pairs is about 0 (each linked
     feature is centred). Unless its mean over the true pairs is :data:`MIN_LINK_T` standard errors above 0, the
-    links say nothing about which cell is which and get weight 0.
+    links say nothing about which cell is which and get weight 0. Thousands of pairs make even a faint
+    correlation significant, so its size is tested too: the *separation*, the true pairs' mean correlation over the
+    standard deviation of the correlations of mismatched pairs (each reference cell with the next one's partner),
+    must be at least :data:`MIN_LINK_SEPARATION`. Below it the links barely tell a partner from any other cell,
+    and the held-out pairs cannot tell their weight from noise: on sparse single-nucleus ATAC (SNARE-seq2, about
+    100 open peaks per nucleus) the weight they chose raised the query's match score on one split and lowered it
+    on the other, while dense 10x multiome and the CITE-seq sets pass the test and their links lift the query
+    (benchmarks/README.md, *Feature links*; docs/links.md).
 
     Parameters
     ----------
@@ -66,10 +75,16 @@ def choose_weight(
     n = X1.shape[0]
     if len(values1) != n or len(values2) != n:
         raise ValueError(f"`values1` and `values2` need one row per reference pair ({n}).")
-    pair_t, pair_mean = _pair_correlation(values1, values2, batch)
-    report: dict = {"pair_correlation": pair_mean, "pair_correlation_t": pair_t}
+    pair_t, pair_mean, separation = _pair_correlation(values1, values2, batch)
+    report: dict = {"pair_correlation": pair_mean, "pair_correlation_t": pair_t, "pair_separation": separation}
     if not pair_t > MIN_LINK_T:
         reason = f"the linked values of the reference pairs do not correlate (t = {pair_t:.1f} <= {MIN_LINK_T})"
+        return {"weight": 0.0, **report, "reason": reason}
+    if not separation >= MIN_LINK_SEPARATION:
+        reason = (
+            f"the linked values tell a cell's partner from other cells too weakly (separation {separation:.2f} < "
+            f"{MIN_LINK_SEPARATION}: the pairs' mean correlation {pair_mean:.3f})"
+        )
         return {"weight": 0.0, **report, "reason": reason}
     pool, blocks = held_out_similarities(model, X1, X2, batch=batch, top_k=top_k)
     report["n_pairs"] = len(pool)
@@ -91,12 +106,19 @@ def choose_weight(
     }
 
 
-def _pair_correlation(values1: np.ndarray, values2: np.ndarray, batch) -> tuple[float, float]:
-    """The t statistic and mean of the pairs' linked correlations (profiles standardised within each batch)."""
-    c = np.einsum("ij,ij->i", profiles(values1, groups=batch), profiles(values2, groups=batch), dtype=np.float64)
+def _pair_correlation(values1: np.ndarray, values2: np.ndarray, batch) -> tuple[float, float, float]:
+    """The t statistic, mean and separation of the pairs' linked correlations (profiles standardised per batch).
+
+    The separation is the mean over the standard deviation of mismatched pairs' correlations (cell i with the
+    partner of cell i + 1).
+    """
+    z1, z2 = profiles(values1, groups=batch), profiles(values2, groups=batch)
+    c = np.einsum("ij,ij->i", z1, z2, dtype=np.float64)
     sd = c.std(ddof=1) if len(c) > 1 else 0.0
     t = float(c.mean() / (sd / np.sqrt(len(c)))) if sd > 0 else 0.0
-    return t, float(c.mean())
+    other = np.einsum("ij,ij->i", z1, np.roll(z2, -1, axis=0), dtype=np.float64)
+    spread = other.std(ddof=1) if len(c) > 2 else 0.0
+    return t, float(c.mean()), float(c.mean() / spread) if spread > 0 else 0.0
 
 
 def _held_out_p_true(blocks, pool: np.ndarray, prior: PairPrior, tau: float, top_k: int) -> np.ndarray:

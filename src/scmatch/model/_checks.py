@@ -268,27 +268,34 @@ def check_joint(joint: Any, *, width: int, folder: Path) -> None:
         raise _refuse(folder, "holds a 'joint' projection whose two bases differ in rank")
 
 
-#: most feature links a saved model may hold (far above any antibody panel)
-MAX_LINKS = 10**5
+#: most feature links a saved model may hold (far above any antibody panel, and any 2,000 genes' peaks)
+MAX_LINKS = 10**6
 #: largest weight of the links' prior a saved model may hold (the weight grid's top is 1000 temperatures)
 MAX_LINK_WEIGHT = 1e8
 
 
 def check_links(links: Any, *, folder: Path) -> None:
-    """The feature links (``config.json['links']``): names of proteins and genes, the protein side, a weight."""
+    """The feature links (``config.json['links']``): their names, the protein (or peak) side and a weight.
+
+    Protein-gene links: ``protein``, ``genes``, ``proteins_in``, ``weight``. Peak-gene links: ``kind`` ("peak"),
+    ``gene``, ``peak``, ``peaks_in``, ``weight``.
+    """
     if links is None:
         return
 
     def names(v: Any) -> bool:
         return isinstance(v, list) and 1 <= len(v) <= MAX_LINKS and all(isinstance(x, str) and x for x in v)
 
-    ok = isinstance(links, dict) and set(links) == {"protein", "genes", "proteins_in", "weight"}
-    ok = ok and names(links["protein"]) and names(links["genes"]) and len(links["protein"]) == len(links["genes"])
-    ok = ok and links["proteins_in"] in (1, 2) and not isinstance(links["proteins_in"], bool)
+    peak = isinstance(links, dict) and links.get("kind") == "peak"
+    first, second, side = ("gene", "peak", "peaks_in") if peak else ("protein", "genes", "proteins_in")
+    keys = {first, second, side, "weight"} | ({"kind"} if peak else set())
+    ok = isinstance(links, dict) and set(links) == keys
+    ok = ok and names(links[first]) and names(links[second]) and len(links[first]) == len(links[second])
+    ok = ok and links[side] in (1, 2) and not isinstance(links[side], bool)
     weight = links.get("weight") if isinstance(links, dict) else None
     if not ok or not _is_number(weight) or not 0 < weight <= MAX_LINK_WEIGHT:
         raise _refuse(
             folder,
-            "holds invalid 'links' (it needs 'protein' and 'genes', lists of names of one length, 'proteins_in' 1 "
+            f"holds invalid 'links' (it needs '{first}' and '{second}', lists of names of one length, '{side}' 1 "
             f"or 2 and a 'weight' in (0, {MAX_LINK_WEIGHT:g}])",
         )

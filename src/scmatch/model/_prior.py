@@ -48,8 +48,10 @@ class PairPrior:
     def scores(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """The dot product of ``z1[rows[k]]`` and ``z2[cols[k]]`` for every k (entries of a sparse candidate matrix)."""
         out = np.empty(len(rows), dtype=np.float64)
-        for start in range(0, len(rows), 1 << 18):  # bounded memory on large candidate sets
-            r, c = rows[start : start + (1 << 18)], cols[start : start + (1 << 18)]
+        # bounded memory on large candidate sets: each chunk gathers at most 2**22 profile values per side (16 MB)
+        step = max(1, (1 << 22) // max(1, self.z1.shape[1]))
+        for start in range(0, len(rows), step):
+            r, c = rows[start : start + step], cols[start : start + step]
             out[start : start + len(r)] = np.einsum("ij,ij->i", self.z1[r], self.z2[c], dtype=np.float64)
         return out
 

@@ -145,8 +145,12 @@ def match_modalities(
     links
         Feature links used as a prior on the match (:mod:`scmatch.links`): ``"auto"`` links each protein to the
         gene coding it when one modality holds proteins and the other genes (a curated table of antibody names,
-        :func:`scmatch.links.protein_gene_links`; at least 3 links); a DataFrame with columns ``protein`` and
-        ``genes`` (``;`` between several) gives them by hand; ``None`` switches them off. Each candidate pair's
+        :func:`scmatch.links.protein_gene_links`; at least 3 links), and each gene to the peaks within 100 kb of
+        it when one modality holds peaks and the other genes with coordinates (``var['interval']``, as Cell
+        Ranger ARC writes it; :func:`scmatch.links.peak_gene_links`); a DataFrame gives them by hand, with
+        columns ``protein`` and ``genes`` (``;`` between several) or ``gene`` and ``peak`` (for example
+        ``peak_gene_links(..., annotation="genes.gtf")`` where the genes carry no coordinates); ``None`` switches
+        them off. Each candidate pair's
         similarity gets the correlation of the two cells' linked values (from the counts, standardised within
         each batch of the cells matched), times a weight chosen on the reference pairs the networks held out; a
         weight of 0 (the links do not help there) leaves the network alone. The weight is chosen by a model
@@ -154,6 +158,8 @@ def match_modalities(
         :meth:`~scmatch.model.MatchModel.save`), and a fitted or loaded model carrying links matches with them
         under ``"auto"``, at that weight. On the CITE starter it lifted the match score from 0.109 to 0.146 (8
         seeds), on totalVI from 0.411 to 0.471 (3 seeds; benchmarks/README.md, Feature links; docs/links.md).
+        Links that barely tell a cell's partner from other cells (separation below
+        :data:`scmatch.links.MIN_LINK_SEPARATION`, as peak-gene links on sparse single-nucleus ATAC) get weight 0.
         ``uns[key_added]["links"]`` records what was used.
     self_supervision
         Pre-train each network's encoders on every cell of both modalities, the query's included (unpaired), before
