@@ -83,6 +83,9 @@ class MatchingSplit:
     L2_train: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     L1_test: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     L2_test: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    # the query cells' batch (library) labels, rows (mod1) and columns (mod2); empty for a single-batch query
+    batch_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))
+    batch_cols: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))
 
     @property
     def n_train(self) -> int:
@@ -105,6 +108,7 @@ class MatchingSplit:
             X2_test=self.X2_test[perm],
             L2_test=self.L2_test[perm] if len(self.L2_test) else self.L2_test,
             labels_cols=self.labels_cols[perm],
+            batch_cols=self.batch_cols[perm] if len(self.batch_cols) else self.batch_cols,
             truth=np.argsort(perm).astype(np.int64),
         )
 
@@ -225,6 +229,7 @@ def load_split(
         is_train = np.zeros(a1.n_obs, dtype=bool)
         is_train[order[: a1.n_obs // 2]] = True
         is_test = ~is_train
+        batch = None
     else:
         obs = mdata.obs if {"batch", "cell_type"} <= set(mdata.obs.columns) else a1.obs
         batch = obs["batch"].astype(str).to_numpy()
@@ -262,6 +267,7 @@ def load_split(
     if name in ("simulated", "simulated_sparse"):
         meta["n_sim_cells"] = n_sim_cells
     n_test = int(is_test.sum())
+    query_batch = batch[is_test] if batch is not None and len(set(batch[is_test])) > 1 else np.zeros(0, dtype=str)
     return MatchingSplit(
         name=name,
         X1_train=X1_train,
@@ -272,6 +278,8 @@ def load_split(
         labels_rows=labels[is_test],
         labels_cols=labels[is_test],
         truth=np.arange(n_test, dtype=np.int64),
+        batch_rows=query_batch,
+        batch_cols=query_batch,
         meta=json.dumps({
             **meta, "n_links": 0 if links is None else links[0].shape[1],
             **({} if gene_annotation is None else {"gene_annotation": _annotation_id(gene_annotation)}),

@@ -164,6 +164,8 @@ COLUMNS["accuracy"][6:6] = [
 ]
 COLUMNS["cross_term"] = [c for c in COLUMNS["matching"] if c[0] not in ("peak_rss_mb", "peak_rss_delta_mb")]
 COLUMNS["atac_baseline"] = COLUMNS["matching"]
+# the query matched pooled and within each of its libraries (run_matching.py scmatch_batch), today and at 30fbb15
+COLUMNS["within_batch"] = COLUMNS["matching"]
 COLUMNS["accuracy_atac"] = COLUMNS["accuracy"]
 # transductive refinement (run_matching.py methods scmatch_refine*): match seconds include the refinement
 COLUMNS["refinement"] = [c for c in COLUMNS["matching"] if c[0] not in ("top5", "peak_rss_delta_mb")]

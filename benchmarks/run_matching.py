@@ -143,6 +143,8 @@ METHODS["scmatch_links"] = {**METHODS["scmatch"], "links": True}
 # the same without the links' separation test (scmatch.links.MIN_LINK_SEPARATION set to 0): what the held-out
 # pairs would choose for links that barely tell a partner from other cells
 METHODS["scmatch_links_ungated"] = {**METHODS["scmatch"], "links": "ungated"}
+# the default model, the query matched only within each of its batches (libraries), as tl.match_modalities(batch_key=)
+METHODS["scmatch_batch"] = {**METHODS["scmatch"], "within_batch": True}
 # self-supervised pre-training (benchmarks/README.md, Self-supervision): each network's encoders first learn from
 # every cell of the reference and the query, unpaired; fit_seconds includes it
 METHODS["scmatch_ssl"] = {**METHODS["scmatch"], "self_supervision": {}}
@@ -203,8 +205,17 @@ def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command:
     else:
         links_spec = spec.get("links")
         prior, links = _linked_prior(model, split, ungated=links_spec == "ungated") if links_spec else (None, None)
+        batches = {}
+        if spec.get("within_batch"):
+            if not len(split.batch_rows):
+                raise ValueError(f"{dataset}: the query is a single batch; scmatch_batch needs several")
+            batches = {"batch1": split.batch_rows, "batch2": split.batch_cols}
         P = model.predict_proba(
-            split.X1_test, split.X2_test, **spec["predict"], **({"prior": prior} if prior is not None else {})
+            split.X1_test,
+            split.X2_test,
+            **spec["predict"],
+            **({"prior": prior} if prior is not None else {}),
+            **batches,
         )
     t2 = time.perf_counter()
     peak = peak_since_reset_mb(peak_source)
@@ -236,6 +247,7 @@ def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command:
         "settings": {
             "class": spec["cls"],
             **{k: spec[k] for k in ("model", "plan", "search", "predict", "self_supervision") if k in spec},
+            "within_batch": bool(spec.get("within_batch")),
             "refine": spec.get("refine"),
         },
         **({"refinement": refinement} if refinement is not None else {}),

@@ -9,7 +9,8 @@ environment. ``run_peers.py`` (scmatch's environment) writes ``INPUTS.npz`` and 
 ``X1_test``/``X2_test`` (mod2 rows already shuffled), the same preprocessed embeddings scmatch gets (RNA PCA, ATAC
 LSI or protein CLR-PCA), and for CITE-seq sets the linked features ``link_rna_*`` (log-normalised RNA of the genes
 coding the measured proteins) and ``link_adt_*`` (the proteins' CLR values), one column per gene-protein pair,
-with ``link_genes``/``link_proteins``. Never the query's pairing or any label.
+with ``link_genes``/``link_proteins``; for RNA + ATAC sets given gene coordinates (``link_kind`` "peak") the same
+keys hold each linked gene's RNA and its ATAC gene activity. Never the query's pairing or any label.
 
 ``OUTPUT.npz`` holds ``P`` (query mod1 x query mod2, CSR parts ``P_data``, ``P_indices``, ``P_indptr``,
 ``P_shape``: rows sum to one, at most 1000 non-zeros per row) and ``info`` (JSON: timings, memory, settings, what
@@ -146,6 +147,12 @@ def _linked(d: dict, part: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(d[f"link_rna_{part}"], np.float64), np.asarray(d[f"link_adt_{part}"], np.float64)
 
 
+def _what_linked(d: dict) -> str:
+    if str(d.get("link_kind", "protein")) == "peak":
+        return "linked genes (RNA log-normalised, ATAC gene activity of the peaks near each gene, log-normalised)"
+    return "linked gene-protein pairs (RNA log-normalised, protein CLR)"
+
+
 def _cap(k: int, *dims: int) -> int | None:
     """An SVD/CCA size MaxFuse accepts: ``k`` if every array has more columns, else None (no reduction)."""
     return k if all(k < d for d in dims) else None
@@ -165,7 +172,7 @@ def run_maxfuse(d: dict, s: dict, seed: int):
         # MaxFuse's recipe: drop (near-)static shared features, then standardise each shared column
         keep = (L1.std(0) > 0.1) & (L2.std(0) > 0.1)
         info["given"] = (
-            f"query embeddings + {L1.shape[1]} linked gene-protein pairs (RNA log-normalised, protein CLR); "
+            f"query embeddings + {L1.shape[1]} {_what_linked(d)}; "
             f"{int(keep.sum())} kept after MaxFuse's static-feature filter (sd > 0.1 in both)"
         )
         info["n_linked_pairs"], info["n_linked_pairs_kept"] = int(L1.shape[1]), int(keep.sum())
@@ -267,7 +274,7 @@ def run_moscot(d: dict, s: dict, seed: int):
         return None, None
 
     if s["joint"] == "linked":
-        given += f"; linear term on {_linked(d, 'test')[0].shape[1]} linked gene-protein pairs (standardised)"
+        given += f"; linear term on {_linked(d, 'test')[0].shape[1]} {_what_linked(d)} (standardised)"
     elif s["joint"] == "ridge":
         given += "; linear term between ridge(mod1 -> mod2), fitted on all reference pairs, and mod2"
     info["given"] = given

@@ -6,17 +6,19 @@
     python benchmarks/make_table.py peers
 
 This script runs in scmatch's environment; every peer runs in ``benchmarks/peers/.venv`` (``peer_runner.py``), so
-that JAX, igraph, leidenalg, numba, POT, ... never enter scmatch's runtime. For each dataset the split is made
-once by ``_data.load_split`` (the same preprocessing as ``run_matching.py``: RNA PCA, ATAC LSI, protein CLR-PCA,
-fitted on reference + query) and saved with ``MatchingSplit.save``. For CITE-seq sets it adds the linked
-features MaxFuse and moscot's fused term use: the log-normalised RNA (counts per 10k, log1p) of each gene coding a
-measured protein and that protein's CLR value (``scmatch.pp.clr``, per cell), one column per pair listed in
-``protein_gene_links.csv``. For each seed the query is shuffled (``MatchingSplit.shuffled``) and the arrays a peer
-may see (reference pairs, query, linked features; never the pairing nor labels) go to the peer's process, a fresh
-one per run, one thread per library. The peer writes back ``P`` (query mod1 x query mod2); it is checked against
-the challenge format and scored here with ``scmatch.metrics.evaluate``; one JSON record per dataset x method x
-seed goes to ``benchmarks/results/peers/`` in ``run_matching.py``'s schema (plus what the peer was given, its
-settings and warnings). A run that fails, or that does not apply (no linked features for ATAC sets), writes a
+that JAX, igraph, leidenalg, numba, POT, ... never enter scmatch's runtime. For each dataset the split is made once
+by ``_data.load_split`` (the same preprocessing as ``run_matching.py``: RNA PCA, ATAC LSI, protein CLR-PCA, fitted
+on reference + query) and saved with ``MatchingSplit.save``. For CITE-seq sets it adds the linked features MaxFuse
+and moscot's fused term use: the log-normalised RNA (counts per 10k, log1p) of each gene coding a measured protein
+and that protein's CLR value (``scmatch.pp.clr``, per cell), one column per pair listed in
+``protein_gene_links.csv``; for an RNA + ATAC set given ``--gene-annotation DATASET=PATH`` (a BED or GTF of gene
+coordinates), each gene linked to the peaks near it (``scmatch.links.peak_gene_links``) with its log-normalised RNA
+and its ATAC gene activity, under the same keys. For each seed the query is shuffled (``MatchingSplit.shuffled``)
+and the arrays a peer may see (reference pairs, query, linked features; never the pairing nor labels) go to the
+peer's process, a fresh one per run, one thread per library. The peer writes back ``P`` (query mod1 x query mod2);
+it is checked against the challenge format and scored here with ``scmatch.metrics.evaluate``; one JSON record per
+dataset x method x seed goes to ``benchmarks/results/peers/`` in ``run_matching.py``'s schema (plus what the peer
+was given, its settings and warnings). A run that fails, or that does not apply (no linked features), writes a
 record with an ``error`` field. A run is stopped past ``--max-minutes`` or ``--max-rss-gb`` of resident memory.
 
 ``--sim-cells`` is the total number of simulated cells (two batches); the dataset is called ``simulated`` at the
@@ -130,6 +132,23 @@ def linked_features(name: str, split: MatchingSplit) -> dict[str, np.ndarray]:
     }
 
 
+def peak_linked_features(split: MatchingSplit) -> dict[str, np.ndarray]:
+    """An RNA + ATAC split's peak-gene linked values (``_data.load_split(gene_annotation=...)``), in the peers' keys.
+
+    Per linked gene: its RNA (log-normalised) and its ATAC gene activity (the linked peaks' counts per 10k of the
+    nucleus's peak counts, log1p), as ``scmatch.links.peak_linked_values`` makes them; ``link_kind`` says so.
+    """
+    if split.L1_train.shape[1] == 0:
+        raise RuntimeError(f"{split.name}: no gene has a peak within the link distance")
+    return {
+        "link_rna_train": split.L1_train,
+        "link_rna_test": split.L1_test,
+        "link_adt_train": split.L2_train,
+        "link_adt_test": split.L2_test,
+        "link_kind": np.asarray("peak"),
+    }
+
+
 def _run_peer(cmd: list[str], env: dict, max_seconds: float, max_rss_mb: float) -> tuple[int, float, str, str]:
     """Run the peer's process; stop it past the time or memory limit. Return (rc, peak RSS MB, stopped, stderr)."""
     with tempfile.TemporaryFile("w+") as err:
@@ -200,7 +219,8 @@ def run_one(split: MatchingSplit, extras: dict, label: str, method: str, seed: i
     if method in LINKED and "link_rna_test" not in extras:
         mod2 = base["data"].get("mod2", "?")
         why = {
-            "atac": "peaks: linking them to genes (gene activity) needs gene coordinates, which the file lacks",
+            "atac": "peaks: linking them to genes (gene activity) needs gene coordinates; none was given "
+            "(--gene-annotation)",
             "atac_features": "anonymous ready-made features",
         }.get(mod2, "no linked features")
         return {
@@ -252,22 +272,36 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeat", type=int, help="fits per process (default: 2, cold + warm, for MaxFuse and moscot)")
     p.add_argument("--max-minutes", type=float, default=20.0, help="stop a peer's process past this wall time")
     p.add_argument("--max-rss-gb", type=float, default=16.0, help="stop a peer's process past this resident memory")
+    p.add_argument(
+        "--gene-annotation",
+        nargs="+",
+        default=[],
+        metavar="DATASET=PATH",
+        help="a BED or GTF of gene coordinates per RNA + ATAC dataset (or 'var'): peak-gene links for the linked peers",
+    )
     p.add_argument("--venv-python", type=Path, default=VENV_PYTHON)
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     if not args.venv_python.exists():
         sys.exit(f"{args.venv_python} not found: run bash benchmarks/peers/setup_venv.sh first")
     command = "python benchmarks/peers/run_peers.py " + " ".join(argv)
+    annotations = dict(item.split("=", 1) for item in args.gene_annotation)
     args.out.mkdir(parents=True, exist_ok=True)
     failed = []
     for name in args.datasets:
         label = _dataset_label(name, args.sim_cells)
         t0 = time.perf_counter()
-        split = load_split(name, n_comps=args.n_comps, n_sim_cells=args.sim_cells)
-        extras = linked_features(name, split) if DATASETS[name][3] == "protein" else {}
+        annotation = annotations.get(name)
+        split = load_split(name, n_comps=args.n_comps, n_sim_cells=args.sim_cells, gene_annotation=annotation)
+        if DATASETS[name][3] == "protein":
+            extras = linked_features(name, split)
+        elif annotation is not None:
+            extras = peak_linked_features(split)
+        else:
+            extras = {}
         print(
             f"{label}: train {split.n_train}, query {split.n_test}, dims {split.X1_train.shape[1]} -> "
-            f"{split.X2_train.shape[1]}, linked pairs {len(extras.get('link_genes', []))} "
+            f"{split.X2_train.shape[1]}, linked features {extras['link_rna_train'].shape[1] if extras else 0} "
             f"(prepared in {time.perf_counter() - t0:.1f}s)",
             flush=True,
         )
