@@ -178,6 +178,8 @@ COLUMNS["mapping_basis"] = COLUMNS["mapping"]
 COLUMNS["links"] = COLUMNS["mapping"]
 # self-supervised pre-training and input-feature dropout (benchmarks/prototypes/self_supervision.py), joint and mapping
 COLUMNS["self_supervision"] = COLUMNS["mapping"]
+# the projected query re-standardised on its own statistics (benchmarks/prototypes/query_standardise.py)
+COLUMNS["query_standardise"] = COLUMNS["mapping"]
 # training-schedule prototypes on small references (run_matching.py with benchmarks/prototypes/schedule.patch)
 COLUMNS["schedule"] = COLUMNS["refinement"]
 # ATAC preprocessing ablation (run_atac.py): rows are dataset x recipe variant
@@ -213,8 +215,11 @@ METHOD_SUFFIX = {
     "mapping_basis": "preprocessing",
     "links": "preprocessing",
     "self_supervision": "preprocessing",
+    "query_standardise": "preprocessing",
 }
-DASH_MISSING = {"peers", "speed", "transfer"}  # tables that show a dash, not nan, where a row's records lack a column
+DASH_MISSING = {"peers", "speed", "transfer"}
+# sets without cell types (every cell labelled alike): their cell-type mass is 1 by construction, shown as a dash
+UNLABELLED = {"pbmc_protein", "pbmc_multiome"}  # tables that show a dash, not nan, where a row's records lack a column
 SKIP = {"seed", "n_train", "n_test", "n_cores", "torch_threads", "max_nnz_per_row", "git_dirty"}
 DATASET_ORDER = ["cite", "multiome", "totalvi", "snareseq", "snare2", "snare2_rev", "snare2_mop", "challenge_cite"]
 DATASET_ORDER += ["challenge_multiome", "simulated", "simulated_sparse", "pbmc_protein"]
@@ -298,6 +303,11 @@ def table(name: str, records: list[dict]) -> str:
             rows[key] = [
                 (m, "\N{EN DASH}") if not any(c[0] in r for r in groups[key]) else (m, t)
                 for (m, t), c in zip(rows[key], cols, strict=True)
+            ]
+        if key[0] in UNLABELLED:
+            rows[key] = [
+                (float("nan"), "\N{EN DASH}") if c[0] == "celltype_mass" else cell
+                for cell, c in zip(rows[key], cols, strict=True)
             ]
     best: dict[tuple[str, int], float] = {}
     for (dataset, _), cells in rows.items():
