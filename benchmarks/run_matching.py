@@ -152,8 +152,11 @@ METHODS["scmatch_ssl"] = {**METHODS["scmatch"], "self_supervision": {}}
 METHODS["scmatch_links_ssl"] = {**METHODS["scmatch_links"], "self_supervision": {}}
 
 
-def _linked_prior(model, split, *, ungated: bool = False) -> tuple[object | None, dict | None]:
-    """The feature-link prior of the query and what choosing its weight found (None without links)."""
+def _linked_prior(model, split, *, ungated: bool = False, top_k: int = 100) -> tuple[object | None, dict | None]:
+    """The feature-link prior of the query and what choosing its weight found (None without links).
+
+    The weight is judged on the held-out pairs matched with the query's ``top_k``, as ``tl.match_modalities`` does.
+    """
     import scmatch.links
 
     if split.L1_train.shape[1] == 0:
@@ -162,7 +165,10 @@ def _linked_prior(model, split, *, ungated: bool = False) -> tuple[object | None
         import scmatch.links._weight
 
         scmatch.links._weight.MIN_LINK_SEPARATION = 0.0  # this worker process only
-    chosen = scmatch.links.choose_weight(model, split.X1_train, split.X2_train, split.L1_train, split.L2_train)
+    chosen = scmatch.links.choose_weight(
+        model, split.X1_train, split.X2_train, split.L1_train, split.L2_train, top_k=top_k
+    )
+    chosen["top_k"] = top_k
     z1, z2 = scmatch.links.profiles(split.L1_test), scmatch.links.profiles(split.L2_test)
     return scmatch.links.PairPrior(z1, z2, chosen["weight"]), chosen
 
@@ -204,7 +210,10 @@ def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command:
         refinement = {k: v.tolist() if hasattr(v, "tolist") else v for k, v in refinement.items()}
     else:
         links_spec = spec.get("links")
-        prior, links = _linked_prior(model, split, ungated=links_spec == "ungated") if links_spec else (None, None)
+        top_k = spec["predict"].get("top_k", 100)
+        prior, links = (
+            _linked_prior(model, split, ungated=links_spec == "ungated", top_k=top_k) if links_spec else (None, None)
+        )
         batches = {}
         if spec.get("within_batch"):
             if not len(split.batch_rows):
