@@ -180,6 +180,8 @@ COLUMNS["links"] = COLUMNS["mapping"]
 COLUMNS["self_supervision"] = COLUMNS["mapping"]
 # the projected query re-standardised on its own statistics (benchmarks/prototypes/query_standardise.py)
 COLUMNS["query_standardise"] = COLUMNS["mapping"]
+# the mapping path trained on cross-fitted reference coordinates (benchmarks/prototypes/cross_fit.py)
+COLUMNS["cross_fit"] = COLUMNS["mapping"]
 # training-schedule prototypes on small references (run_matching.py with benchmarks/prototypes/schedule.patch)
 COLUMNS["schedule"] = COLUMNS["refinement"]
 # ATAC preprocessing ablation (run_atac.py): rows are dataset x recipe variant
@@ -216,6 +218,7 @@ METHOD_SUFFIX = {
     "links": "preprocessing",
     "self_supervision": "preprocessing",
     "query_standardise": "preprocessing",
+    "cross_fit": "preprocessing",
 }
 DASH_MISSING = {"peers", "speed", "transfer"}
 # sets without cell types (every cell labelled alike): their cell-type mass is 1 by construction, shown as a dash
