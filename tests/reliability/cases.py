@@ -11,6 +11,7 @@ This module imports no pytest, so the docs script can use it.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import functools
@@ -176,6 +177,7 @@ def fitted_model() -> MatchModel:
 @functools.cache
 def _saved_template() -> Path:
     folder = Path(tempfile.mkdtemp(prefix="scmatch_model_")) / "model"
+    atexit.register(shutil.rmtree, folder.parent, ignore_errors=True)  # the template outlives no test session
     fitted_model().save(folder)
     return folder
 

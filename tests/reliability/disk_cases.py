@@ -7,6 +7,7 @@ folder is one saved before manifests (``tests/data/legacy_model_v1``, saved by t
 
 from __future__ import annotations
 
+import atexit
 import functools
 import io as _io
 import json
@@ -56,6 +57,7 @@ READ, WRITE, CLI = "io.read_prediction", "io.write_prediction", "scmatch (CLI)"
 @functools.cache
 def _template_with_preprocessing() -> Path:
     folder = Path(tempfile.mkdtemp(prefix="scmatch_model_pp_")) / "model"
+    atexit.register(shutil.rmtree, folder.parent, ignore_errors=True)  # the template outlives no test session
     _mapping(alone=False, model=True)(folder.parent)["model"].save(folder)
     return folder
 

@@ -85,9 +85,9 @@ def _same_model(a: MatchModel, b: MatchModel) -> bool:
 
 
 @pytest.fixture(scope="module")
-def templates() -> dict[str, Path]:
+def templates(tmp_path_factory) -> dict[str, Path]:
     """The saved model (with preprocessing), the legacy folder and a prediction, with what each loads as."""
-    folder = Path(tempfile.mkdtemp(prefix="scmatch_damage_"))
+    folder = tmp_path_factory.mktemp("damage")
     pred = prediction(folder)
     return {"model": _template_with_preprocessing(), "legacy": LEGACY, "prediction": pred}
 
