@@ -69,6 +69,21 @@ def test_assignment_more_rows_than_columns_falls_back():
     np.testing.assert_allclose(P[~hard], fallback.toarray()[~hard])
 
 
+def test_assignment_without_a_full_matching_falls_back_to_greedy():
+    # 6 rows, 5 columns, but rows 2, 3 and 5 can only take columns 0 and 2: no column-complete matching exists.
+    # SciPy 1.11.1 (the floor) looped forever on this support; the greedy one-to-one matching is used instead.
+    S = np.zeros((6, 5))
+    S[0, 3], S[1, 4], S[2, 0], S[3, 0], S[4, 4], S[5, [0, 2]] = 0.5, -0.7, -0.5, -0.7, 0.3, (-0.5, -1.0)
+    fallback = row_softmax(sp.csr_matrix(S), temperature=1.0)
+    P = assignment(sp.csr_matrix(S), fallback=fallback).toarray()
+    np.testing.assert_allclose(P.sum(1), 1.0)
+    # greedy by descending similarity: (0, 3), (4, 4), (2, 0), (5, 2); rows 1 and 3 find their column taken and
+    # keep their fallback row
+    matched, partner = [0, 2, 4, 5], [3, 0, 4, 2]
+    np.testing.assert_array_equal(P[matched], np.eye(5)[partner])
+    np.testing.assert_allclose(P[[1, 3]], fallback.toarray()[[1, 3]])
+
+
 def test_keep_top_k():
     P = sp.csr_matrix(np.array([[0.1, 0.5, 0.4], [0.2, 0.2, 0.6]]))
     out = keep_top_k(P, top_k=2).toarray()

@@ -206,19 +206,24 @@ def assignment(sim: sp.csr_matrix, *, fallback: sp.csr_matrix) -> sp.csr_matrix:
     perfect matching on the support) keep their row of ``fallback``. Uses SciPy's sparse minimum-weight full
     bipartite matching, which scales with the support, not with n1 x n2.
     """
-    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+    from scipy.sparse.csgraph import maximum_bipartite_matching, min_weight_full_bipartite_matching
 
     sim = sp.csr_matrix(sim)
     # positive costs: larger similarity -> smaller cost; stored zeros would be dropped, so shift by 1
     cost = sim.copy()
     cost.data = (sim.data.max(initial=0.0) - sim.data) + 1.0
-    try:
-        if sim.shape[0] <= sim.shape[1]:
-            rows, cols = min_weight_full_bipartite_matching(cost)
-        else:
-            cols, rows = min_weight_full_bipartite_matching(cost.T.tocsr())
-    except ValueError:
+    wide = sim.shape[0] <= sim.shape[1]
+    smaller = cost if wide else cost.T.tocsr()  # the solver matches every row: rows are the smaller side
+    # On a support with no full matching, SciPy 1.11 (our floor) can loop forever instead of raising; a maximum
+    # matching (Hopcroft-Karp, fast) tells first whether one exists
+    if (maximum_bipartite_matching(smaller, perm_type="column") >= 0).sum() < smaller.shape[0]:
         rows, cols = _greedy_assignment(sim)
+    else:
+        try:
+            found = min_weight_full_bipartite_matching(smaller)
+            rows, cols = found if wide else found[::-1]
+        except ValueError:
+            rows, cols = _greedy_assignment(sim)
     keep = (rows >= 0) & (cols >= 0)
     rows, cols = rows[keep], cols[keep]
     hard = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=sim.shape)
