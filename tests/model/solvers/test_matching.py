@@ -70,8 +70,9 @@ def test_assignment_more_rows_than_columns_falls_back():
 
 
 def test_assignment_without_a_full_matching_falls_back_to_greedy():
-    # 6 rows, 5 columns, but rows 2, 3 and 5 can only take columns 0 and 2: no column-complete matching exists.
-    # SciPy 1.11.1 (the floor) looped forever on this support; the greedy one-to-one matching is used instead.
+    # 6 rows, 5 columns, but no row has column 1 among its candidates (and rows 2, 3 and 5 share columns 0 and 2):
+    # no matching covers every column. SciPy 1.11.1 (the floor) looped forever on this support; the greedy
+    # one-to-one matching is used instead.
     S = np.zeros((6, 5))
     S[0, 3], S[1, 4], S[2, 0], S[3, 0], S[4, 4], S[5, [0, 2]] = 0.5, -0.7, -0.5, -0.7, 0.3, (-0.5, -1.0)
     fallback = row_softmax(sp.csr_matrix(S), temperature=1.0)
