@@ -45,6 +45,8 @@ DATASETS: dict[str, tuple[str | None, str, str, str, Batches, Batches]] = {
 }
 #: sets without batches, split into seeded random halves (reference, query)
 RANDOM_HALVES = ("snareseq", "pbmc_protein", "pbmc_multiome")
+#: labels that the source gives to cells without a cell type (SNARE-seq2: "Mis", its unassigned group, SOURCES.md)
+UNASSIGNED: dict[str, tuple[str, ...]] = {"snare2": ("Mis",), "snare2_rev": ("Mis",)}
 
 
 _FEATURES = {

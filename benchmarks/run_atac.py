@@ -11,6 +11,9 @@ cell-type accuracy from the reference cells to the query cells (``knn15_euclidea
 :class:`~scmatch.model.MatchModel` makes of it: the protocol's match score, top-k, FOSCTTM, cell-type mass, fit
 and match seconds, and ``knn15_match_atac``, the same classifier on the ATAC cells' matching embedding
 (``MatchModel.transform(..., modality=2)``: the representation the learned metric gives the chromatin alone).
+On sets whose source marks cells without a type (``_data.UNASSIGNED``: SNARE-seq2's ``Mis``), also
+``celltype_mass_assigned``: the cell-type mass over the query cells with an assigned type, mass placed on unassigned
+cells counting against them (``scmatch.metrics.celltype_mass(..., unassigned=...)``).
 Runs go one after another in this process with ``--threads`` threads (default 2); compare rows within one run.
 
 Datasets: ``snare2`` / ``snare2_rev`` (SNARE-seq2 mouse cortex, reference libraries 09A-09C and query 09D-09F, and
@@ -32,7 +35,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE)]
-from _data import DATASETS, data_dir  # noqa: E402
+from _data import DATASETS, UNASSIGNED, data_dir  # noqa: E402
 from _provenance import git_state as _git  # noqa: E402
 
 RESULTS = HERE / "results" / "atac"
@@ -84,7 +87,7 @@ def _knn(X: np.ndarray, labels: np.ndarray, is_train: np.ndarray, is_test: np.nd
     return float(np.mean(clf.predict(X[is_test]) == labels[is_test]))
 
 
-def _match(X1: np.ndarray, X2: np.ndarray, labels, is_train, is_test, seed: int) -> dict:
+def _match(X1: np.ndarray, X2: np.ndarray, labels, is_train, is_test, seed: int, unassigned=()) -> dict:
     import scmatch.metrics
     from scmatch.model import MatchModel, TrainingPlan
 
@@ -98,6 +101,8 @@ def _match(X1: np.ndarray, X2: np.ndarray, labels, is_train, is_test, seed: int)
     t2 = time.perf_counter()
     lab = labels[is_test]
     scores = scmatch.metrics.evaluate(P, np.argsort(perm), labels_rows=lab, labels_cols=lab[perm])
+    if unassigned:  # the same mass over the cells the source assigned a type (mass on unassigned ones counts against)
+        scores["celltype_mass_assigned"] = scmatch.metrics.celltype_mass(P, lab, lab[perm], unassigned=unassigned)
     # what the learned metric makes of the ATAC cells alone: their matching embedding (c0), reference to query
     emb = model.transform(X2, modality=2)
     return {
@@ -160,7 +165,9 @@ def main(argv: list[str] | None = None) -> None:
             for seed in seeds:
                 record = {**base, "seed": seed}
                 if seed is not None:
-                    record.update(_match(X1, X2, labels, is_train, is_test, seed))
+                    record.update(_match(X1, X2, labels, is_train, is_test, seed, UNASSIGNED.get(name, ())))
+                    if name in UNASSIGNED:
+                        record["unassigned"] = list(UNASSIGNED[name])
                 record.update(_git(), command=command, python=platform.python_version(), threads=args.threads)
                 record["n_cores"] = os.cpu_count()
                 record["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")

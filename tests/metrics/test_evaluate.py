@@ -23,6 +23,13 @@ def test_evaluate_hand_computed():
     assert set(out) == {"match_score", "top1", "top5", "top10", "foscttm", "celltype_mass", "valid_format"}
 
 
+def test_evaluate_passes_unassigned_on():
+    P = np.array([[0.6, 0.3, 0.1], [0.5, 0.3, 0.2], [0.2, 0.2, 0.6]])
+    out = evaluate(P, [0, 1, 2], labels_rows=["B", "T", "?"], labels_cols=["B", "?", "T"], unassigned="?")
+    assert out["celltype_mass"] == pytest.approx((0.6 + 0.2) / 2)
+    assert out["match_score"] == pytest.approx(1.5 / 3)  # the other metrics score every cell
+
+
 def test_evaluate_random_guess_expectations():
     n = 50
     truth = np.random.default_rng(0).permutation(n)

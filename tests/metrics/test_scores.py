@@ -99,6 +99,35 @@ def test_celltype_mass_hand_computed():
     assert celltype_mass(P, [1, 1, 2], np.array(["1", "2", "2"])) == pytest.approx(2.2 / 3)
 
 
+def test_celltype_mass_leaves_unassigned_cells_out():
+    P = np.array([[0.7, 0.3, 0.0], [0.5, 0.5, 0.0], [0.0, 0.4, 0.6]])
+    rows, cols = ["B", "?", "T"], ["B", "T", "?"]
+    # row 1 is left out; row 2's 0.6 on the unassigned column counts against it: (0.7 + 0.4) / 2
+    assert celltype_mass(P, rows, cols, unassigned="?") == pytest.approx(1.1 / 2)
+    assert celltype_mass(sp.csr_matrix(P), rows, cols, unassigned=["?"]) == pytest.approx(1.1 / 2)
+    # missing labels count as unassigned once `unassigned` is given
+    assert celltype_mass(P, ["B", None, "T"], ["B", "T", np.nan], unassigned="?") == pytest.approx(1.1 / 2)
+    # several unassigned labels; without it, "?" is a cell type of its own: (0.7 + 0.5 + 0.4) / 3
+    assert celltype_mass(P, ["B", "?", "T"], ["B", "doublet", "?"], unassigned=("?", "doublet")) == pytest.approx(
+        0.7 / 2
+    )
+    assert celltype_mass(P, rows, cols) == pytest.approx((0.7 + 0.0 + 0.4) / 3)
+    # a label that no cell carries changes nothing
+    assert celltype_mass(P, ["B", "B", "T"], ["B", "T", "T"], unassigned="none") == pytest.approx(
+        celltype_mass(P, ["B", "B", "T"], ["B", "T", "T"])
+    )
+
+
+def test_celltype_mass_unassigned_equals_the_masked_computation():
+    rng = np.random.default_rng(7)
+    labels_rows, labels_cols = rng.choice(list("abcu"), 60), rng.choice(list("abcu"), 50)
+    P = _random_sparse_P(60, 50, 8, seed=8).toarray()
+    typed_rows, typed_cols = labels_rows != "u", labels_cols != "u"
+    same = (labels_rows[:, None] == labels_cols[None, :]) & typed_cols[None, :]
+    expected = (P * same).sum(1)[typed_rows].mean()
+    assert celltype_mass(P, labels_rows, labels_cols, unassigned="u") == pytest.approx(expected, rel=1e-12)
+
+
 def test_celltype_mass_uniform_and_sparse_equals_dense():
     rng = np.random.default_rng(4)
     labels_rows, labels_cols = rng.choice(list("abc"), 50), rng.choice(list("abc"), 40)
@@ -124,6 +153,8 @@ def test_celltype_mass_uniform_and_sparse_equals_dense():
         (lambda: top_k_accuracy(P3, [0, 1, 2], ties="random"), ValueError, "ties"),
         (lambda: celltype_mass(P3, ["a", "b"], ["a", "b", "c"]), ValueError, "one label per"),
         (lambda: celltype_mass(P3, ["a", None, "b"], ["a", "b", "c"]), ValueError, "missing"),
+        (lambda: celltype_mass(P3, ["a", None, "b"], ["a", "b", "c"]), ValueError, "unassigned="),
+        (lambda: celltype_mass(P3, ["u", "u", None], ["a", "b", "c"], unassigned="u"), ValueError, "nothing to score"),
     ],
 )
 def test_bad_input_raises(call, error, match):

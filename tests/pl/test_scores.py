@@ -69,3 +69,18 @@ def test_errors(matched):
         scm.pl.match_scores(matched, groupby="celltype")
     assert plt.get_fignums() == []
     assert P_QUERY.shape == (6, 6)
+
+
+def test_evaluate_match_leaves_unassigned_cells_out(matched):
+    # c8 (query, type C) becomes unassigned in both modalities: its row is left out, and the 0.25 that c7 places
+    # on it counts against c7. Rows c1, c2 (A), c4, c5 (B), c7 (C): (0.8 + 0.8 + 0.9 + 0.8 + 0.5) / 5
+    for mod in ("rna", "adt"):
+        obs = matched[mod].obs
+        obs["cell_type"] = obs["cell_type"].astype(str).where(obs.index != "c8", "Unassigned")
+    scores = scm.tl.evaluate_match(matched, labels_key="cell_type", unassigned="Unassigned")
+    assert scores["celltype_mass"] == pytest.approx(3.8 / 5)
+    # a missing label counts as unassigned too, once `unassigned` is given
+    for mod in ("rna", "adt"):
+        matched[mod].obs["cell_type"] = matched[mod].obs["cell_type"].replace("Unassigned", np.nan)
+    again = scm.tl.evaluate_match(matched, labels_key="cell_type", unassigned="Unassigned")
+    assert again["celltype_mass"] == pytest.approx(3.8 / 5)

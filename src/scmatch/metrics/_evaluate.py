@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ def evaluate(
     *,
     labels_rows: Any | None = None,
     labels_cols: Any | None = None,
+    unassigned: str | Collection[str] | None = None,
     ks: Sequence[int] = (1, 5, 10),
 ) -> dict[str, float | bool]:
     """Score a match-probability matrix with every metric of the benchmark protocol.
@@ -33,6 +34,9 @@ def evaluate(
     labels_rows, labels_cols
         Cell-type labels of the rows and of the columns, used only for
         ``celltype_mass``; pass both or neither.
+    unassigned
+        Label (or labels) of cells without a cell type, left out of ``celltype_mass``: see
+        :func:`celltype_mass`.
     ks
         The ``k`` of the top-k accuracies.
 
@@ -69,6 +73,6 @@ def evaluate(
         logger.info("FOSCTTM needs a square P and a one-to-one truth; reporting NaN.")
         out["foscttm"] = float(np.nan)
     if labels_rows is not None:
-        out["celltype_mass"] = celltype_mass(P, labels_rows, labels_cols)
+        out["celltype_mass"] = celltype_mass(P, labels_rows, labels_cols, unassigned=unassigned)
     out["valid_format"] = is_challenge_format(P)
     return out

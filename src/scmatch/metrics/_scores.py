@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -105,7 +106,10 @@ def top_k_accuracy(P: Any, truth: Any, *, k: int = 1, ties: Ties = "expected") -
     return float(hit.mean())
 
 
-def _label_codes(labels_rows: Any, labels_cols: Any, n_rows: int, n_cols: int) -> tuple[np.ndarray, np.ndarray, int]:
+def _label_codes(
+    labels_rows: Any, labels_cols: Any, n_rows: int, n_cols: int, *, unassigned: Collection[str] = ()
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Integer codes of the labels; ``-1`` for a label in ``unassigned`` (or a missing one, when it is given)."""
     rows = pd.Series(np.asarray(labels_rows, dtype=object).ravel())
     cols = pd.Series(np.asarray(labels_cols, dtype=object).ravel())
     if rows.size != n_rows or cols.size != n_cols:
@@ -113,13 +117,20 @@ def _label_codes(labels_rows: Any, labels_cols: Any, n_rows: int, n_cols: int) -
             f"Got {rows.size} row labels and {cols.size} column labels for a {n_rows} x {n_cols} matrix; "
             "pass one label per mod1 cell (rows) and one per mod2 cell (columns)."
         )
-    if rows.isna().any() or cols.isna().any():
-        raise ValueError("Cell-type labels contain missing values; drop or fill those cells before scoring.")
-    codes, uniques = pd.factorize(pd.concat([rows.astype(str), cols.astype(str)], ignore_index=True))
+    if not unassigned and (rows.isna().any() or cols.isna().any()):
+        raise ValueError(
+            "Cell-type labels contain missing values; drop or fill those cells before scoring, or pass "
+            "`unassigned=` (e.g. the label of the unassigned cells) to leave cells without a type out."
+        )
+    both = pd.concat([rows, cols], ignore_index=True)
+    missing = both.isna().to_numpy() | both.astype(str).isin([str(u) for u in unassigned]).to_numpy()
+    codes, uniques = pd.factorize(both.astype(str).where(~missing, None))
     return codes[:n_rows], codes[n_rows:], len(uniques)
 
 
-def celltype_mass(P: Any, labels_rows: Any, labels_cols: Any) -> float:
+def celltype_mass(
+    P: Any, labels_rows: Any, labels_cols: Any, *, unassigned: str | Collection[str] | None = None
+) -> float:
     """Mean over rows of the probability placed on columns of the row's own label.
 
     Parameters
@@ -130,11 +141,16 @@ def celltype_mass(P: Any, labels_rows: Any, labels_cols: Any) -> float:
         Cell type (or any label) of each of the ``n`` mod1 cells.
     labels_cols
         Label of each of the ``m`` mod2 cells. Labels are compared as strings.
+    unassigned
+        Label (or labels) that mean "no cell type", such as ``"Unassigned"`` or an atlas's group of unassigned
+        nuclei. Rows with such a label (or a missing one) are left out of the mean; probability placed on columns
+        with such a label counts as placed on no cell type, that is, against the row. ``None``: every label is
+        a cell type, and missing labels are an error.
 
     Returns
     -------
-    ``(1/n) * sum_i sum_{j: label_j = label_i} P[i, j]``; 1 when every row's
-    mass sits on its own cell type. For rows summing to 1 this lies in ``[0, 1]``.
+    ``(1/n) * sum_i sum_{j: label_j = label_i} P[i, j]``, over the ``n`` rows with an assigned label; 1 when every
+    row's mass sits on its own cell type. For rows summing to 1 this lies in ``[0, 1]``.
 
     Examples
     --------
@@ -142,14 +158,28 @@ def celltype_mass(P: Any, labels_rows: Any, labels_cols: Any) -> float:
     >>> P = np.array([[0.7, 0.3, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
     >>> round(celltype_mass(P, ["B", "B", "T"], ["B", "T", "T"]), 4)
     0.7333
+    >>> round(celltype_mass(P, ["B", "?", "T"], ["B", "T", "?"], unassigned="?"), 4)
+    0.35
 
     """
     P = _check_matrix(P)
     n_rows, n_cols = P.shape
     if n_rows == 0:
         raise ValueError("`P` has no rows; there is nothing to score.")
-    code_rows, code_cols, n_labels = _label_codes(labels_rows, labels_cols, n_rows, n_cols)
-    onehot = sp.csr_matrix((np.ones(n_cols), (np.arange(n_cols), code_cols)), shape=(n_cols, n_labels))
-    mass = P @ onehot  # n x labels: probability placed on each label
+    if unassigned is None:
+        unassigned = ()
+    elif isinstance(unassigned, str):
+        unassigned = (unassigned,)
+    code_rows, code_cols, n_labels = _label_codes(labels_rows, labels_cols, n_rows, n_cols, unassigned=unassigned)
+    rows = np.flatnonzero(code_rows >= 0)
+    if rows.size == 0:
+        raise ValueError(
+            f"Every row's label is unassigned ({sorted(unassigned)} or missing); there is nothing to score."
+        )
+    typed = code_cols >= 0
+    onehot = sp.csr_matrix(
+        (np.ones(int(typed.sum())), (np.flatnonzero(typed), code_cols[typed])), shape=(n_cols, n_labels)
+    )
+    mass = P[rows] @ onehot  # rows x labels: probability placed on each assigned label
     mass = mass.toarray() if sp.issparse(mass) else np.asarray(mass)
-    return float(mass[np.arange(n_rows), code_rows].mean())
+    return float(mass[np.arange(rows.size), code_rows[rows]].mean())

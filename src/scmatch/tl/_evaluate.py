@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import scipy.sparse as sp
 from mudata import MuData
@@ -60,7 +62,12 @@ def query_block(mdata: MuData, *, key: str = "match") -> tuple[sp.csr_matrix, np
 
 
 def evaluate_match(
-    mdata: MuData, *, key: str = "match", truth: np.ndarray | None = None, labels_key: str | None = None
+    mdata: MuData,
+    *,
+    key: str = "match",
+    truth: np.ndarray | None = None,
+    labels_key: str | None = None,
+    unassigned: str | Collection[str] | None = None,
 ) -> dict[str, float]:
     """Score a match against the true pairing with :func:`scmatch.metrics.evaluate`.
 
@@ -75,6 +82,9 @@ def evaluate_match(
         share an obs name are partners (a paired MuData); every query mod1 cell must then have one.
     labels_key
         Optional ``.obs`` column of both modalities with cell types, for the cell-type mass.
+    unassigned
+        Label (or labels) in ``labels_key`` of cells without a cell type (``"Unassigned"``, ...): they are left out
+        of the cell-type mass, and so are cells whose label is missing (see :func:`scmatch.metrics.celltype_mass`).
 
     Returns
     -------
@@ -95,7 +105,10 @@ def evaluate_match(
         for mod in (mod1, mod2):
             if labels_key not in mdata[mod].obs:
                 raise ValueError(f"`labels_key={labels_key!r}` is not a column of mdata[{mod!r}].obs.")
-        lab1 = mdata[mod1].obs[labels_key].reindex(mdata.obs_names[rows]).astype(str).to_numpy()
-        lab2 = mdata[mod2].obs[labels_key].reindex(mdata.obs_names[cols]).astype(str).to_numpy()
-        labels = (lab1, lab2)
-    return evaluate(P, np.asarray(truth), labels_rows=labels[0], labels_cols=labels[1])
+        lab1 = mdata[mod1].obs[labels_key].reindex(mdata.obs_names[rows])
+        lab2 = mdata[mod2].obs[labels_key].reindex(mdata.obs_names[cols])
+        if unassigned is None:  # as before: a missing label is a label of its own, "nan"
+            labels = (lab1.astype(str).to_numpy(), lab2.astype(str).to_numpy())
+        else:
+            labels = (lab1.astype(object).to_numpy(), lab2.astype(object).to_numpy())
+    return evaluate(P, np.asarray(truth), labels_rows=labels[0], labels_cols=labels[1], unassigned=unassigned)
