@@ -199,6 +199,13 @@ COLUMNS["atac"] = [
     ("fit_seconds", "fit s", ".1f", None),
 ]
 COLUMNS["atac_screen"] = COLUMNS["atac"]
+# the cell-type mass with and without the source's unassigned cells (run_atac.py, SNARE-seq2's "Mis")
+COLUMNS["atac_assigned"] = [
+    c for c in COLUMNS["atac"] if c[0] in {"n_peaks_used", "n_comps_used", "knn15_match_atac", "match_score", "top10"}
+] + [
+    ("celltype_mass", "cell-type mass, all cells", ".3f", "max"),
+    ("celltype_mass_assigned", "cell-type mass, assigned types", ".3f", "max"),
+]
 # the ATAC encoder reading the peaks' TF-IDF through a sparse first layer (benchmarks/prototypes/sparse_layer.py)
 COLUMNS["sparse_layer"] = [("n_peaks_layer", "peaks in the layer", ".0f", None)] + [
     c
@@ -208,8 +215,9 @@ COLUMNS["sparse_layer"] = [("n_peaks_layer", "peaks in the layer", ".0f", None)]
 # result folders summarised in prose instead (sinkhorn: timings of one function, not dataset x method; atac_memory:
 # one run, quoted in docs/atac.md and checked there by benchmarks/check_numbers.py; transfer_wide_pool: a prototype's
 # run, benchmarks/prototypes/held_out_pool.py, quoted in the Transfer findings; temperature_rules: each record holds
-# the scores at every temperature of the label vote's grid, read by benchmarks/prototypes/temperature_rules.py --rules)
-NO_TABLE = {"sinkhorn", "atac_memory", "transfer_wide_pool", "temperature_rules", "peak_link_window"}
+# the scores at every temperature of the label vote's grid, read by benchmarks/prototypes/temperature_rules.py --rules;
+# atac_types: one run's cell-type confusion per record, quoted in the Assigned cell types findings)
+NO_TABLE = {"sinkhorn", "atac_memory", "transfer_wide_pool", "temperature_rules", "peak_link_window", "atac_types"}
 # tables whose rows are method x a record field: the row shows "method/value" (e.g. scmatch/mapping)
 METHOD_SUFFIX = {
     "mapping": "preprocessing",
