@@ -182,6 +182,8 @@ COLUMNS["self_supervision"] = COLUMNS["mapping"]
 COLUMNS["query_standardise"] = COLUMNS["mapping"]
 # the mapping path trained on cross-fitted reference coordinates (benchmarks/prototypes/cross_fit.py)
 COLUMNS["cross_fit"] = COLUMNS["mapping"]
+# the mapping path with the RNA components fitted on other cells (benchmarks/prototypes/basis_source.py)
+COLUMNS["basis_source"] = COLUMNS["mapping"]
 # training-schedule prototypes on small references (run_matching.py with benchmarks/prototypes/schedule.patch)
 COLUMNS["schedule"] = COLUMNS["refinement"]
 # ATAC preprocessing ablation (run_atac.py): rows are dataset x recipe variant
@@ -227,6 +229,7 @@ METHOD_SUFFIX = {
     "self_supervision": "preprocessing",
     "query_standardise": "preprocessing",
     "cross_fit": "preprocessing",
+    "basis_source": "preprocessing",
 }
 DASH_MISSING = {"peers", "speed", "transfer"}
 # sets without cell types (every cell labelled alike): their cell-type mass is 1 by construction, shown as a dash
