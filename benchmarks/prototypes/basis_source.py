@@ -12,6 +12,10 @@ the values of ``reference`` cells (the recipe's own basis, refitted here by SVD)
 cells) or of ``query`` cells. ``run_matching.run_one`` then fits, matches and scores as everywhere else. A record's
 ``preprocessing`` is ``mapping_basis_<source>``. Fitting components on the query's cells is not something a saved
 model can do without retraining: this measures where the loss lies, not a method.
+
+``--modality 2`` does the same for the second modality's components (records ``mapping_basis2_<source>``): on
+SNARE-seq2 the ATAC LSI, refitted as the recipe fits it (a truncated SVD of the TF-IDF values, uncentred, its first
+component dropped as the recipe's was), with the IDF of the reference.
 """
 
 from __future__ import annotations
@@ -34,41 +38,68 @@ import run_matching  # noqa: E402
 SOURCES = ("reference", "joint", "query")
 
 
-def rna_values(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """The reference RNA recipe's transformed values of reference and query cells, its centre, its loadings."""
+def recipe_values(name: str, side: str):
+    """The reference recipe of one modality (``side`` ``"1"`` or ``"2"``) applied to reference and query cells.
+
+    Returns the transformed values of the features that enter the embedding (reference rows, query rows), the
+    recipe's centre and loadings over them, and its state.
+    """
     from scmatch.pp._project import RecipeState
 
-    _, mod1, _, _, train_batch, test_batch = _data.DATASETS[name]
+    _, mod1, mod2, kind2, train_batch, test_batch = _data.DATASETS[name]
+    mod, kind = (mod1, "rna") if side == "1" else (mod2, kind2)
     mdata = _data._read(name, n_sim_cells=0)
     obs = mdata.obs if {"batch", "cell_type"} <= set(mdata.obs.columns) else mdata.mod[mod1].obs
     batch = obs["batch"].astype(str).to_numpy()
     if train_batch is None or test_batch is None:
         raise ValueError(f"{name}: only sets split by batch are supported")
     is_train, is_test = np.isin(batch, _data._as_tuple(train_batch)), np.isin(batch, _data._as_tuple(test_batch))
-    rna = mdata.mod[mod1]
-    ref, qry = rna[is_train].copy(), rna[is_test].copy()
+    adata = mdata.mod[mod]
+    ref, qry = adata[is_train].copy(), adata[is_test].copy()
     raw_ref, raw_qry = ref.copy(), qry.copy()
-    _data._preprocess(ref, "rna", n_comps=50, random_state=0)
+    _data._preprocess(ref, kind, n_comps=50, random_state=0)
     state = RecipeState.from_adata(ref)
     used = state.vectors["used"] > 0
     out = []
     for raw in (raw_ref, raw_qry):
         values = state.project(raw.X, raw.var_names).X[:, used]
-        out.append(np.asarray(values.toarray() if sp.issparse(values) else values, dtype=np.float64))
+        out.append(sp.csr_matrix(values, dtype=np.float64) if sp.issparse(values) else np.asarray(values, np.float64))
     centre = state.vectors.get("mean", np.zeros(len(used)))[used]
-    return out[0], out[1], centre, state.loadings[used], state.loadings.shape[1]
+    return out[0], out[1], centre, state.loadings[used], state
 
 
-def with_basis(split, values_ref, values_qry, centre, n_comps: int, source: str):
-    rows = {"reference": values_ref, "query": values_qry, "joint": np.vstack([values_ref, values_qry])}[source]
-    basis = np.linalg.svd(rows - rows.mean(axis=0), full_matrices=False)[2][:n_comps].T
-    meta = {**json.loads(split.meta), "preprocessing": f"mapping_basis_{source}"}
-    return dataclasses.replace(
-        split,
-        X1_train=((values_ref - centre) @ basis).astype(np.float32),
-        X1_test=((values_qry - centre) @ basis).astype(np.float32),
-        meta=json.dumps(meta),
-    )
+def fitted_basis(rows, n_comps: int, state) -> np.ndarray:
+    """Features x ``n_comps`` components of ``rows``, fitted as the recipe fits its own (PCA, or LSI's SVD)."""
+    if state.recipe == "protein":
+        raise ValueError("the protein recipe keeps every component: its basis is a rotation, nothing to refit")
+    if state.recipe != "atac":  # PCA: centred rows
+        dense = rows.toarray() if sp.issparse(rows) else rows
+        return np.linalg.svd(dense - dense.mean(axis=0), full_matrices=False)[2][:n_comps].T
+    from scipy.sparse.linalg import svds
+
+    drop = bool(state.scalars.get("drop_first", False))
+    k = n_comps + int(drop)
+    _, sigma, vt = svds(sp.csr_matrix(rows), k=k, random_state=0)
+    vt = vt[np.argsort(sigma)[::-1]]  # largest first, as the recipe
+    return vt[int(drop) :].T
+
+
+def with_basis(split, side: str, values_ref, values_qry, centre, state, source: str):
+    n_comps = state.loadings.shape[1]
+    if source == "reference":
+        rows = values_ref
+    elif source == "query":
+        rows = values_qry
+    else:
+        rows = sp.vstack([values_ref, values_qry]) if sp.issparse(values_ref) else np.vstack([values_ref, values_qry])
+    basis = fitted_basis(rows, n_comps, state)
+    kind = "mapping_basis" if side == "1" else "mapping_basis2"
+    meta = {**json.loads(split.meta), "preprocessing": f"{kind}_{source}"}
+    embed = {
+        f"X{side}_train": np.asarray(values_ref @ basis - centre @ basis, dtype=np.float32),
+        f"X{side}_test": np.asarray(values_qry @ basis - centre @ basis, dtype=np.float32),
+    }
+    return dataclasses.replace(split, meta=json.dumps(meta), **embed)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -77,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--datasets", nargs="+", default=["cite"])
     p.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--modality", default="1", choices=["1", "2"], help="whose components: mod1 (RNA) or mod2")
     p.add_argument("--method", default="scmatch", choices=run_matching.METHODS)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=BENCH / "results" / "basis_source")
@@ -85,16 +117,19 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in args.datasets:
             load = _data.load_split(dataset, preprocessing="mapping")
-            values_ref, values_qry, centre, loadings, n_comps = rna_values(dataset)
-            recipe = ((values_ref - centre) @ loadings).astype(np.float32)
-            if not np.allclose(recipe, load.X1_train, atol=1e-3):
-                raise RuntimeError(f"{dataset}: the recipe's values do not reproduce the mapping split's RNA")
+            side = args.modality
+            values_ref, values_qry, centre, loadings, state = recipe_values(dataset, side)
+            recipe = np.asarray(values_ref @ loadings - centre @ loadings, dtype=np.float32)
+            if not np.allclose(recipe, getattr(load, f"X{side}_train"), atol=1e-3):
+                raise RuntimeError(f"{dataset}: the recipe's values do not reproduce the mapping split's embedding")
             for source in args.sources:
-                split = with_basis(load, values_ref, values_qry, centre, n_comps, source)
+                split = with_basis(load, side, values_ref, values_qry, centre, state, source)
                 cache = str(Path(tmp) / f"{dataset}_{source}.npz")
                 split.save(cache)
                 for seed in args.seeds:
                     out = args.out / f"{dataset}__{args.method}__mapping_basis_{source}__seed{seed}.json"
+                    if side == "2":
+                        out = out.with_name(out.name.replace("mapping_basis", "mapping_basis2"))
                     rec = run_matching._run_subprocess(
                         cache, dataset, args.method, seed, str(out), command, args.threads
                     )
