@@ -15,7 +15,8 @@ model can do without retraining: this measures where the loss lies, not a method
 
 ``--modality 2`` does the same for the second modality's components (records ``mapping_basis2_<source>``): on
 SNARE-seq2 the ATAC LSI, refitted as the recipe fits it (a truncated SVD of the TF-IDF values, uncentred, its first
-component dropped as the recipe's was), with the IDF of the reference.
+component dropped as the recipe's was), with the IDF of the reference. ``--modality both`` refits both
+(``mapping_basis12_<source>``).
 """
 
 from __future__ import annotations
@@ -108,7 +109,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--datasets", nargs="+", default=["cite"])
     p.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--modality", default="1", choices=["1", "2"], help="whose components: mod1 (RNA) or mod2")
+    p.add_argument(
+        "--modality", default="1", choices=["1", "2", "both"], help="whose components: mod1 (RNA), mod2 or both"
+    )
     p.add_argument("--method", default="scmatch", choices=run_matching.METHODS)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=BENCH / "results" / "basis_source")
@@ -117,19 +120,26 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in args.datasets:
             load = _data.load_split(dataset, preprocessing="mapping")
-            side = args.modality
-            values_ref, values_qry, centre, loadings, state = recipe_values(dataset, side)
-            recipe = np.asarray(values_ref @ loadings - centre @ loadings, dtype=np.float32)
-            if not np.allclose(recipe, getattr(load, f"X{side}_train"), atol=1e-3):
-                raise RuntimeError(f"{dataset}: the recipe's values do not reproduce the mapping split's embedding")
+            sides = ["1", "2"] if args.modality == "both" else [args.modality]
+            fitted = {side: recipe_values(dataset, side) for side in sides}
+            for side, (values_ref, _, centre, loadings, _) in fitted.items():
+                recipe = np.asarray(values_ref @ loadings - centre @ loadings, dtype=np.float32)
+                if not np.allclose(recipe, getattr(load, f"X{side}_train"), atol=1e-3):
+                    raise RuntimeError(f"{dataset}: the recipe's values do not reproduce the mapping split's X{side}")
             for source in args.sources:
-                split = with_basis(load, side, values_ref, values_qry, centre, state, source)
+                split = load
+                for side, (values_ref, values_qry, centre, _, state) in fitted.items():
+                    split = with_basis(split, side, values_ref, values_qry, centre, state, source)
+                if args.modality == "both":
+                    meta = {**json.loads(split.meta), "preprocessing": f"mapping_basis12_{source}"}
+                    split = dataclasses.replace(split, meta=json.dumps(meta))
                 cache = str(Path(tmp) / f"{dataset}_{source}.npz")
                 split.save(cache)
                 for seed in args.seeds:
                     out = args.out / f"{dataset}__{args.method}__mapping_basis_{source}__seed{seed}.json"
-                    if side == "2":
-                        out = out.with_name(out.name.replace("mapping_basis", "mapping_basis2"))
+                    if args.modality != "1":
+                        tag = "mapping_basis2" if args.modality == "2" else "mapping_basis12"
+                        out = out.with_name(out.name.replace("mapping_basis", tag))
                     rec = run_matching._run_subprocess(
                         cache, dataset, args.method, seed, str(out), command, args.threads
                     )
