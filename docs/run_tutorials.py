@@ -2,6 +2,7 @@
 
     python docs/run_tutorials.py                  # every tutorials/*.ipynb
     python docs/run_tutorials.py 01_quickstart    # only the named ones (file stems)
+    python docs/run_tutorials.py --jobs 2         # two notebooks at a time (each kernel keeps one thread)
 
 Each notebook runs top to bottom in a fresh ``python3`` kernel of the current environment, with ``tutorials/`` as
 its working directory, so it reads the real data from ``../../shared/data`` (or ``$SCMATCH_DATA``). The executed
@@ -30,6 +31,8 @@ import os
 import re
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import nbformat
@@ -145,7 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="notebook file stems (default: every tutorials/*.ipynb)")
     parser.add_argument("--max-seconds", type=float, default=180.0, help="wall-time limit per notebook (180)")
     parser.add_argument("--cell-timeout", type=int, default=600, help="seconds before a cell is stopped (600)")
+    parser.add_argument("--jobs", type=int, default=1, help="notebooks executed at the same time (1)")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        print(f"run_tutorials: --jobs must be at least 1, got {args.jobs}", file=sys.stderr)
+        return 2
     paths = sorted(TUTORIALS.glob("*.ipynb"))
     if args.names:
         wanted = {name.removesuffix(".ipynb") for name in args.names}
@@ -158,11 +165,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run_tutorials: no notebooks in {TUTORIALS}", file=sys.stderr)
         return 2
     _kernel_environment()
+    run = partial(run_notebook, max_seconds=args.max_seconds, cell_timeout=args.cell_timeout)
     results = []
-    for path in paths:
-        passed, line = run_notebook(path, max_seconds=args.max_seconds, cell_timeout=args.cell_timeout)
-        print(line, flush=True)
-        results.append(passed)
+    # each notebook runs in its own worker process and kernel, and writes only its own file and temporary folders
+    with ProcessPoolExecutor(max_workers=min(args.jobs, len(paths))) as pool:
+        for passed, line in pool.map(run, paths):  # reported in file order
+            print(line, flush=True)
+            results.append(passed)
     print(f"{sum(results)} of {len(results)} tutorials passed")
     return 0 if all(results) else 1
 
