@@ -85,6 +85,11 @@ class MatchingSplit:
     L2_train: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     L1_test: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     L2_test: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    # each cell's log1p total count per modality (scmatch.tl._depth.log_depth); empty without counts
+    D1_train: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    D2_train: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    D1_test: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    D2_test: np.ndarray = field(default_factory=lambda: np.zeros(0))
     # the query cells' batch (library) labels, rows (mod1) and columns (mod2); empty for a single-batch query
     batch_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))
     batch_cols: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))
@@ -109,6 +114,7 @@ class MatchingSplit:
             self,
             X2_test=self.X2_test[perm],
             L2_test=self.L2_test[perm] if len(self.L2_test) else self.L2_test,
+            D2_test=self.D2_test[perm] if len(self.D2_test) else self.D2_test,
             labels_cols=self.labels_cols[perm],
             batch_cols=self.batch_cols[perm] if len(self.batch_cols) else self.batch_cols,
             truth=np.argsort(perm).astype(np.int64),
@@ -249,6 +255,7 @@ def load_split(
         links = _linked(a1, a2)
     elif kind2 == "atac" and gene_annotation is not None:
         links = _peak_linked(a1, a2, gene_annotation)
+    depths = _depths(a1, a2) if kind2 != "features" else None  # from the counts, before the recipes
     X1_train, X1_test = _embed(a1, kind1, is_train, is_test, preprocessing, **kw)
     X2_train, X2_test = _embed(a2, kind2, is_train, is_test, preprocessing, **kw)
     meta = {
@@ -290,7 +297,18 @@ def load_split(
             "L1_train": links[0][is_train], "L2_train": links[1][is_train],
             "L1_test": links[0][is_test], "L2_test": links[1][is_test],
         }),
+        **({} if depths is None else {
+            "D1_train": depths[0][is_train], "D2_train": depths[1][is_train],
+            "D1_test": depths[0][is_test], "D2_test": depths[1][is_test],
+        }),
     )  # fmt: skip
+
+
+def _depths(a1, a2) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's log1p total count in both modalities, as tl.match_modalities(depth=...) reads it."""
+    from scmatch.tl._depth import log_depth
+
+    return log_depth(a1, what="mod1"), log_depth(a2, what="mod2")
 
 
 def _peak_linked(rna, atac, annotation: str) -> tuple[np.ndarray, np.ndarray]:

@@ -104,6 +104,10 @@ NAMES: dict[str, str] = {
 
 #: numbers quoted in docstrings: (phrase with one regex group per number, one expression per group)
 DOCSTRINGS: list[tuple[str, tuple[str, ...]]] = [
+    (  # tl.match_modalities: the depth input
+        r"on SNARE-seq2 their log depths correlate (\d\.\d\d) over the reference pairs",
+        ("depth snare2 scmatch_depth depth.correlation preprocessing=joint",),
+    ),
     (  # tl.match_modalities: the feature links
         r"On the CITE starter it lifted the match score from (\d\.\d\d\d) to (\d\.\d\d\d) \(8 seeds\), on totalVI from"
         r" (\d\.\d\d\d) to (\d\.\d\d\d) \(3 seeds",

@@ -184,6 +184,8 @@ COLUMNS["query_standardise"] = COLUMNS["mapping"]
 COLUMNS["cross_fit"] = COLUMNS["mapping"]
 # the mapping path with the RNA components fitted on other cells (benchmarks/prototypes/basis_source.py)
 COLUMNS["basis_source"] = COLUMNS["mapping"]
+# each cell's log depth as one more input column (run_matching.py methods *_depth*), joint and mapping
+COLUMNS["depth"] = COLUMNS["mapping"]
 # training-schedule prototypes on small references (run_matching.py with benchmarks/prototypes/schedule.patch)
 COLUMNS["schedule"] = COLUMNS["refinement"]
 # ATAC preprocessing ablation (run_atac.py): rows are dataset x recipe variant
@@ -218,8 +220,17 @@ COLUMNS["sparse_layer"] = [("n_peaks_layer", "peaks in the layer", ".0f", None)]
 # one run, quoted in docs/atac.md and checked there by benchmarks/check_numbers.py; transfer_wide_pool: a prototype's
 # run, benchmarks/prototypes/held_out_pool.py, quoted in the Transfer findings; temperature_rules: each record holds
 # the scores at every temperature of the label vote's grid, read by benchmarks/prototypes/temperature_rules.py --rules;
-# atac_types: one run's cell-type confusion per record, quoted in the Assigned cell types findings)
-NO_TABLE = {"sinkhorn", "atac_memory", "transfer_wide_pool", "temperature_rules", "peak_link_window", "atac_types"}
+# atac_types: one run's cell-type confusion per record, quoted in the Assigned cell types findings; depth_correlation:
+# one record per split, the log depths' correlation over reference and query pairs, quoted in the Depth findings)
+NO_TABLE = {
+    "sinkhorn",
+    "atac_memory",
+    "transfer_wide_pool",
+    "temperature_rules",
+    "peak_link_window",
+    "atac_types",
+    "depth_correlation",
+}
 # tables whose rows are method x a record field: the row shows "method/value" (e.g. scmatch/mapping)
 METHOD_SUFFIX = {
     "mapping": "preprocessing",
@@ -230,6 +241,7 @@ METHOD_SUFFIX = {
     "query_standardise": "preprocessing",
     "cross_fit": "preprocessing",
     "basis_source": "preprocessing",
+    "depth": "preprocessing",
 }
 DASH_MISSING = {"peers", "speed", "transfer"}
 # sets without cell types (every cell labelled alike): their cell-type mass is 1 by construction, shown as a dash

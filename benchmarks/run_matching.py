@@ -150,6 +150,12 @@ METHODS["scmatch_batch"] = {**METHODS["scmatch"], "within_batch": True}
 METHODS["scmatch_ssl"] = {**METHODS["scmatch"], "self_supervision": {}}
 # both: what tl.match_modalities(self_supervision=True) does with its default links
 METHODS["scmatch_links_ssl"] = {**METHODS["scmatch_links"], "self_supervision": {}}
+# each cell's log depth as one more input column of each modality, under tl.match_modalities(depth="auto")'s rule
+# (benchmarks/README.md, Depth); "forced" adds it whatever the rule says
+METHODS["scmatch_depth"] = {**METHODS["scmatch"], "depth": "auto"}
+METHODS["scmatch_links_depth"] = {**METHODS["scmatch_links"], "depth": "auto"}
+METHODS["scmatch_depth_forced"] = {**METHODS["scmatch"], "depth": True}
+METHODS["scmatch_links_depth_forced"] = {**METHODS["scmatch_links"], "depth": True}
 
 
 def _linked_prior(model, split, *, ungated: bool = False, top_k: int = 100) -> tuple[object | None, dict | None]:
@@ -173,6 +179,39 @@ def _linked_prior(model, split, *, ungated: bool = False, top_k: int = 100) -> t
     return scmatch.links.PairPrior(z1, z2, chosen["weight"]), chosen
 
 
+def _with_depth(split, setting, data: dict) -> tuple[object, dict]:
+    """The split with each cell's depth as one more input column of both modalities, and what was decided.
+
+    The column is added where the rule of ``tl.match_modalities(depth=setting)`` adds it (scmatch.tl._depth).
+    """
+    import dataclasses
+
+    import numpy as np
+
+    from scmatch.tl import _depth
+
+    if not len(split.D1_train):
+        return split, {"used": False, "reason": "no raw counts"}
+    correlation = _depth.pair_correlation(split.D1_train, split.D2_train)
+    chromatin = "recipe_atac X_lsi" in data.get("features", [])
+    if setting == "auto" and not chromatin:
+        return split, {"used": False, "reason": "no chromatin modality", "correlation": correlation}
+    if setting == "auto" and not correlation >= _depth.MIN_DEPTH_CORRELATION:
+        return split, {"used": False, "reason": "weak correlation", "correlation": correlation}
+    new = {}
+    scales = []
+    for side in ("1", "2"):
+        X_train, X_test = getattr(split, f"X{side}_train"), getattr(split, f"X{side}_test")
+        scale = _depth.feature_scale(X_train)
+        scales.append(scale)
+        for part, X in (("train", X_train), ("test", X_test)):
+            values = getattr(split, f"D{side}_{part}")
+            centre, spread = _depth.centre_spread(values)  # each set on its own cells, as the package does
+            column = ((values - centre) / spread * scale).astype(X.dtype)
+            new[f"X{side}_{part}"] = np.hstack([X, column[:, None]])
+    return dataclasses.replace(split, **new), {"used": True, "correlation": correlation, "scale": scales}
+
+
 def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command: str, threads: int) -> dict:
     """Fit, match and score one dataset x method x seed; write the JSON record to ``out``."""
     import numpy as np
@@ -188,6 +227,9 @@ def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command:
     cls = _method_class(spec["cls"])
     split = MatchingSplit.load(cache).shuffled(seed)
     data = json.loads(split.meta)
+    depth = None
+    if spec.get("depth"):
+        split, depth = _with_depth(split, spec["depth"], data)
     gc.collect()
     rss_before = status_mb("VmRSS") or 0.0
     peak_source = reset_peak()
@@ -258,9 +300,11 @@ def run_one(cache: str, dataset: str, method: str, seed: int, out: str, command:
             **{k: spec[k] for k in ("model", "plan", "search", "predict", "self_supervision") if k in spec},
             "within_batch": bool(spec.get("within_batch")),
             "refine": spec.get("refine"),
+            **({"depth": spec["depth"]} if "depth" in spec else {}),
         },
         **({"refinement": refinement} if refinement is not None else {}),
         **({"links": links} if links is not None else {}),
+        **({"depth": depth} if depth is not None else {}),
         "params": _params(model),
         "fitted": getattr(model, "info_", {}),
         "epochs_run": _epochs_run(model),

@@ -95,3 +95,26 @@ def test_demo_runs_as_a_command():
     assert float(printed["match_score"]) > 20 * chance
     # FOSCTTM 0.051 to 0.072 over the same seeds; random rankings stay near 0.5
     assert float(printed["foscttm"]) < 0.15
+
+
+def test_match_flags_reach_match_modalities(challenge_dir, tmp_path, monkeypatch):
+    """`--no-depth` and `--no-links` switch those inputs off in the call the command makes (nothing is trained)."""
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(mdata, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(scm.tl, "match_modalities", capture)
+    d = challenge_dir / "multiome"
+    args = ["match", "--output", str(tmp_path / "pred.h5ad"), "--no-depth"]
+    for name in ("train_mod1", "train_mod2", "train_sol", "test_mod1", "test_mod2"):
+        args += [f"--{name.replace('_', '-')}", str(d / f"{name}.h5ad")]
+    assert main(args) != 0  # the command reports the stop as an error
+    assert seen["depth"] is None and seen["links"] == "auto"
+    seen.clear()
+    assert main([a for a in args if a != "--no-depth"] + ["--no-links"]) != 0
+    assert seen["depth"] == "auto" and seen["links"] is None

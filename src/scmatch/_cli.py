@@ -66,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
         "CITE-seq, and for RNA + ATAC when the genes carry coordinates, when it helps on held-out reference pairs)",
     )
     match.add_argument(
+        "--no-depth",
+        action="store_true",
+        help="match without each cell's sequencing depth as an input (tl.match_modalities(depth=None); by default "
+        "it is one for RNA + ATAC when the reference pairs' depths go together)",
+    )
+    match.add_argument(
         "--self-supervision",
         action="store_true",
         help="pre-train the encoders on every cell, the test cells included, before the paired training "
@@ -188,6 +194,7 @@ def _match(args) -> int:
         model=_model(args.epochs),
         refine=args.refine,
         links=None if args.no_links else "auto",
+        depth=None if args.no_depth else "auto",
         self_supervision=args.self_supervision,
         random_state=args.seed,
     )

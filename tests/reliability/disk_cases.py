@@ -483,6 +483,19 @@ MODEL_CASES: list[Case] = [
         r"holds invalid 'links' \(it needs 'protein' and 'genes'",
     ),
     Case(
+        "load-depth-scale",
+        LOAD,
+        "config.json: the depth input's scale edited to a negative number (re-signed)",
+        _config(
+            lambda c: c.update(
+                depth={"scale": [-1.0, 1.0], "correlation": 0.5, "reference_mean": [6.0, 5.0], "reference_sd": [1, 1]}
+            )
+        ),
+        _load,
+        InvalidFileError,
+        r"holds an invalid 'depth' \(it needs 'scale' and 'reference_sd', two positive numbers each",
+    ),
+    Case(
         "load-preprocessing-one-modality",
         LOAD,
         "preprocessing.json lists one modality (re-signed)",

@@ -299,3 +299,32 @@ def check_links(links: Any, *, folder: Path) -> None:
             f"holds invalid 'links' (it needs '{first}' and '{second}', lists of names of one length, '{side}' 1 "
             f"or 2 and a 'weight' in (0, {MAX_LINK_WEIGHT:g}])",
         )
+
+
+def check_depth(depth: Any, *, folder: Path) -> None:
+    """The depth input (``config.json['depth']``), checked.
+
+    Per modality a positive ``scale`` and ``reference_sd`` and a finite ``reference_mean``; the ``correlation``
+    (in [-1, 1]) it was chosen on.
+    """
+    if depth is None:
+        return
+
+    def pair(values: Any, *, positive: bool) -> bool:
+        return (
+            isinstance(values, list)
+            and len(values) == 2
+            and all(_is_number(v) and math.isfinite(v) and (v > 0 or not positive) for v in values)
+        )
+
+    keys = {"scale", "correlation", "reference_mean", "reference_sd"}
+    ok = isinstance(depth, dict) and set(depth) == keys
+    ok = ok and pair(depth["scale"], positive=True) and pair(depth["reference_sd"], positive=True)
+    ok = ok and pair(depth["reference_mean"], positive=False)
+    ok = ok and _is_number(depth["correlation"]) and -1 <= depth["correlation"] <= 1
+    if not ok:
+        raise _refuse(
+            folder,
+            "holds an invalid 'depth' (it needs 'scale' and 'reference_sd', two positive numbers each, "
+            "'reference_mean', two finite numbers, and a 'correlation' in [-1, 1])",
+        )

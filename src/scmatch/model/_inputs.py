@@ -71,12 +71,23 @@ def feature_names(names: Sequence[str] | None, n: int) -> list[str] | None:
     return names
 
 
-def check_features(X, modality: int, names: Sequence[str] | None, *, n_fitted: int, known: list | None) -> None:
-    """Refuse a query whose features differ in number (``n_fitted``) or names (``known``) from the training data's."""
+def check_features(
+    X, modality: int, names: Sequence[str] | None, *, n_fitted: int, known: list | None, depth: bool = False
+) -> None:
+    """Refuse a query whose features differ in number (``n_fitted``) or names (``known``) from the training data's.
+
+    ``depth``: the model's last input column is each cell's depth (``model.depth_``), which the message explains.
+    """
     if X.shape[1] != n_fitted:
+        hint = (
+            " Its last input is each cell's sequencing depth (`model.depth_`), which scm.tl.match_modalities adds "
+            "from the counts: match with it, or append that column as it describes."
+            if depth and X.shape[1] == n_fitted - 1
+            else ""
+        )
         raise ValueError(
             f"mod{modality} input has {X.shape[1]} features but the model was fitted on {n_fitted}. "
-            "Use the same preprocessing (and the same .obsm key) as for the reference."
+            f"Use the same preprocessing (and the same .obsm key) as for the reference.{hint}"
         )
     if names is not None and known is not None and list(map(str, names)) != list(known):
         given = set(map(str, names))

@@ -178,6 +178,7 @@ class MatchModel(ModelSettings):
         self.history_ = fitted_history(fitted, self.n_models)
         self.held_out_ = HeldOut(tuple(fitted.held_out)) if n_held_out(fitted) else None
         self.links_ = None  # links are weighed on this fit's held-out pairs (scmatch.tl._links)
+        self.depth_ = None  # set by scmatch.tl.match_modalities when its inputs carried each cell's depth
         # the shared projection for joint plots, on every reference pair (see scmatch.model._joint)
         device = _device(self.device)
         emb1, _ = encode(fitted.module, X1, modality=1, device=device)
@@ -197,7 +198,9 @@ class MatchModel(ModelSettings):
         module = self._check_fitted()
         X = _inputs.check_matrix(X, f"mod{modality} input")
         n_fitted = (module.shift1 if modality == 1 else module.shift2).shape[0]
-        _inputs.check_features(X, modality, feature_names, n_fitted=n_fitted, known=self.feature_names_[modality - 1])
+        known = self.feature_names_[modality - 1]
+        depth = getattr(self, "depth_", None) is not None
+        _inputs.check_features(X, modality, feature_names, n_fitted=n_fitted, known=known, depth=depth)
         return X
 
     def transform(

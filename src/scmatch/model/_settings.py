@@ -65,6 +65,9 @@ class ModelSettings:
         #: weight above 0; saved): ``protein``, ``genes`` (lists, one entry per link), ``proteins_in`` (1 or 2: the
         #: modality holding the proteins) and ``weight``
         self.links_: dict | None = None
+        #: each cell's sequencing depth as the last input column (set by :func:`scmatch.tl.match_modalities` when
+        #: it used it; saved): ``scale``, ``correlation``, ``reference_mean`` and ``reference_sd`` (per modality)
+        self.depth_: dict | None = None
 
     # ------------------------------------------------------------------ settings
     def get_params(self) -> dict:

@@ -23,6 +23,7 @@ from ..model._refine import refine as refine_model
 from ..model.solvers._matching import MATCHINGS
 from ..pp._project import recorded_fingerprint
 from ._confidence import match_confidence
+from ._depth import plan_depth, record_depth, strip_depth
 from ._held_out import global_held_out, held_out_key, held_out_summary
 from ._links import plan_links, weigh_links
 from ._spaces import (
@@ -73,6 +74,7 @@ class _Result:
     refinement: dict | None = None
     held_out: sp.csr_matrix | None = None  # n_obs x n_obs probabilities of the held-out reference pairs
     links: dict | None = None  # what the feature links did (tl._links)
+    depth: dict | None = None  # whether each cell's depth was an input (tl._depth)
 
 
 def match_modalities(
@@ -89,6 +91,7 @@ def match_modalities(
     model: MatchModel | None = None,
     refine: bool | Refinement = False,
     links: str | pd.DataFrame | None = "auto",
+    depth: bool | str | None = "auto",
     self_supervision: bool | SelfSupervision | None = None,
     random_state: int | None = 0,
     key_added: str = "match",
@@ -161,6 +164,18 @@ def match_modalities(
         Links that barely tell a cell's partner from other cells (separation below
         :data:`scmatch.links.MIN_LINK_SEPARATION`, as peak-gene links on sparse single-nucleus ATAC) get weight 0.
         ``uns[key_added]["links"]`` records what was used.
+    depth
+        Each cell's sequencing depth (the ``log1p`` of its total count, from ``.layers['counts']`` or ``.X``) as one
+        more input of each modality's network, standardised among the cells of its own set (reference pairs, query)
+        and scaled like an average input feature (:mod:`scmatch.tl._depth`). The recipes normalise depth away, but
+        in a co-assay the two profiles of one nucleus were captured together: on SNARE-seq2 their log depths
+        correlate 0.54 over the reference pairs. ``"auto"`` (the default) adds it when one modality holds chromatin
+        accessibility (``recipe_atac``'s output, or peak-named features) and the reference pairs' log depths
+        correlate at least :data:`scmatch.tl._depth.MIN_DEPTH_CORRELATION`; on CITE-seq sets the relation
+        measured on the reference did not hold for the query's donor, and the column lowered the match there
+        (docs/atac.md, benchmarks/README.md, Depth). ``True`` adds it whenever both modalities have counts;
+        ``None`` never. A model trained with it keeps it (``model.depth_``, saved) and reads the depth of every
+        cell it matches. ``uns[key_added]["depth"]`` records what was decided and the correlation.
     self_supervision
         Pre-train each network's encoders on every cell of both modalities, the query's included (unpaired), before
         the paired training: ``True`` (the settings of :class:`~scmatch.model.SelfSupervision`) or a
@@ -209,8 +224,9 @@ def match_modalities(
       (epoch, train_loss, val_score, val_smoothed, best_epoch), ``matching_solver`` (for the sparse Sinkhorn:
       ``sinkhorn_iterations``, ``sinkhorn_marginal_error``, ``sinkhorn_converged``), ``fingerprints`` (modality
       -> fingerprint of the preprocessing the model was trained on, for recipe outputs), ``projected_by_model``
-      (modalities whose counts the model projected), with ``refine``, ``refinement``, and with held-out pairs,
-      ``held_out`` (``probabilities_key``, ``n_pairs``, ``n_networks``).
+      (modalities whose counts the model projected), ``depth`` (``used``, and the ``correlation`` of the reference
+      pairs' log depths or why not), with ``refine``, ``refinement``, and with held-out pairs, ``held_out``
+      (``probabilities_key``, ``n_pairs``, ``n_networks``).
     - for those modalities, what ``recipe_*(mdata, reference=model)`` writes: ``.layers['counts']``, ``.X``,
       ``.obsm[rep]``, loadings and ``.uns['scmatch_recipe']``.
 
@@ -234,12 +250,15 @@ def match_modalities(
         mdata, mod1=mod1, mod2=mod2, rep1=rep1, rep2=rep2, reference=reference, batch_key=batch_key, model=model
     )
     link_plan = plan_links(links, mdata, inputs, mods=(mod1, mod2), batch_key=batch_key, model=model)
+    inputs, depth_report = plan_depth(depth, mdata, inputs, mods=(mod1, mod2), model=model)
     if refinement is not None and inputs.n_ref < MIN_TRAINING_PAIRS:
         raise ValueError(
             f"`refine` fine-tunes on the reference pairs, and there are {inputs.n_ref} (at least "
             f"{MIN_TRAINING_PAIRS} are needed). Pass the model's reference as `reference=`, or `refine=False`."
         )
     trained = _train(model, inputs, mods=(mod1, mod2), random_state=random_state, self_supervision=pretraining)
+    if trained:
+        record_depth(model, depth_report)
     query_prior, held_prior, link_report = weigh_links(link_plan, model, inputs, top_k=top_k)
     result = _match(
         model, inputs, matching=matching, top_k=top_k, refinement=refinement, random_state=random_state,
@@ -263,9 +282,11 @@ def match_modalities(
         "matching": matching,
         "top_k": top_k,
         "links": links if isinstance(links, str) else ("table" if links is not None else None),
+        "depth": depth,
         "self_supervision": pretraining is not None,
         "random_state": random_state,
     }
+    result.depth = depth_report
     _write(target, inputs, result, model=model, mods=(mod1, mod2), params=params, key_added=key_added)
     return target if copy else None
 
@@ -376,6 +397,7 @@ def _write(target: MuData, inputs: _Inputs, result: _Result, *, model, mods, par
         "history": {k: np.asarray(v) for k, v in model.history_.items()},
         **({"refinement": result.refinement} if result.refinement is not None else {}),
         **({"links": _without_none(result.links)} if result.links is not None else {}),
+        **({"depth": _without_none(result.depth)} if result.depth is not None else {}),
         **({"held_out": held} if (held := held_out_summary(result.held_out, key_added, model.n_models)) else {}),
     }
 
@@ -632,5 +654,5 @@ def _batches(mdata: MuData, mods: tuple[str, str], batch_key: str | None, query_
 def _model_features(model: MatchModel, X, names, modality: int, what: str) -> tuple:
     """The query's columns in the order of the fitted model's features (by name when both are named)."""
     n_fitted = (model.module_.shift1 if modality == 1 else model.module_.shift2).shape[0]
-    known = model.feature_names_[modality - 1]
+    known, n_fitted = strip_depth(model, model.feature_names_[modality - 1], n_fitted)  # tl._depth adds it back
     return _align(X, names, known, n_fitted, what, "the model"), (known if names is not None else None)
