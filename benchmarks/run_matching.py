@@ -156,6 +156,8 @@ METHODS["scmatch_depth"] = {**METHODS["scmatch"], "depth": "auto"}
 METHODS["scmatch_links_depth"] = {**METHODS["scmatch_links"], "depth": "auto"}
 METHODS["scmatch_depth_forced"] = {**METHODS["scmatch"], "depth": True}
 METHODS["scmatch_links_depth_forced"] = {**METHODS["scmatch_links"], "depth": True}
+# the depth input and matching within each query library (benchmarks/README.md, Within library)
+METHODS["scmatch_depth_batch"] = {**METHODS["scmatch_depth"], "within_batch": True}
 
 
 def _linked_prior(model, split, *, ungated: bool = False, top_k: int = 100) -> tuple[object | None, dict | None]:
