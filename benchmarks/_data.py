@@ -132,13 +132,23 @@ class MatchingSplit:
         return cls(**kw)
 
 
-PREPROCESSINGS = ("joint", "mapping", "joint_knn_basis", "mapping_knn_basis")
+PREPROCESSINGS = (
+    "joint", "mapping", "joint_knn_basis", "mapping_knn_basis",
+    "joint_rna_scale", "mapping_rna_scale", "joint_rna_noscale", "mapping_rna_noscale",
+)  # fmt: skip
 #: ``recipe_atac(basis_neighbors=...)`` of the ``*_knn_basis`` preprocessings (scanpy's default neighbour count)
 KNN_BASIS_NEIGHBORS = 15
 
 
 def _preprocess(
-    adata, kind: str, *, n_comps: int, random_state: int, reference=None, basis_neighbors: int | None = None
+    adata,
+    kind: str,
+    *,
+    n_comps: int,
+    random_state: int,
+    reference=None,
+    basis_neighbors: int | None = None,
+    rna_scale: bool | None = None,
 ) -> np.ndarray:
     """Run the scmatch recipe of a modality on ``adata`` (or project it onto ``reference``); return the embedding.
 
@@ -160,6 +170,8 @@ def _preprocess(
         return np.asarray(adata.obsm[key], dtype=np.float32)
     n_comps = int(min(n_comps, adata.n_obs - 1, adata.n_vars - 1))
     kw = {"n_top_genes": min(2000, adata.n_vars)} if kind == "rna" else {}
+    if kind == "rna" and rna_scale is not None:  # else the recipe's default
+        kw["scale"] = rna_scale
     if kind != "atac":  # ATAC: the recipe's own defaults (its number of components among them)
         kw["n_comps"] = n_comps
     elif basis_neighbors is not None:
@@ -172,6 +184,9 @@ def _embed(adata, kind: str, is_train: np.ndarray, is_test: np.ndarray, preproce
     """Reference and query embeddings of one modality: fitted on all cells (joint) or on the reference (mapping)."""
     if preprocessing.endswith("_knn_basis"):
         preprocessing, kw = preprocessing.removesuffix("_knn_basis"), {**kw, "basis_neighbors": KNN_BASIS_NEIGHBORS}
+    for suffix, scale in (("_rna_scale", True), ("_rna_noscale", False)):
+        if preprocessing.endswith(suffix):
+            preprocessing, kw = preprocessing.removesuffix(suffix), {**kw, "rna_scale": scale}
     if preprocessing == "joint":
         X = _preprocess(adata, kind, **kw)
         return X[is_train], X[is_test]
@@ -265,6 +280,14 @@ def load_split(
         "n_comps": n_comps,
         "preprocessing": preprocessing,
     }
+    if "rna" in (kind1, kind2):
+        import inspect
+
+        import scmatch.pp
+
+        default = inspect.signature(scmatch.pp.recipe_rna).parameters["scale"].default
+        scaled = {"_rna_scale": True, "_rna_noscale": False}
+        meta["rna_recipe"] = {"scale": next((v for k, v in scaled.items() if preprocessing.endswith(k)), default)}
     if "atac" in (kind1, kind2):
         import scmatch.pp._recipes as recipes
 

@@ -186,6 +186,8 @@ COLUMNS["cross_fit"] = COLUMNS["mapping"]
 COLUMNS["basis_source"] = COLUMNS["mapping"]
 # each cell's log depth as one more input column (run_matching.py methods *_depth*), joint and mapping
 COLUMNS["depth"] = COLUMNS["mapping"]
+# recipe_rna(scale=True): the genes scaled to unit variance and clipped before the PCA (preprocessing *_rna_scale)
+COLUMNS["rna_scale"] = COLUMNS["mapping"]
 # training-schedule prototypes on small references (run_matching.py with benchmarks/prototypes/schedule.patch)
 COLUMNS["schedule"] = COLUMNS["refinement"]
 # ATAC preprocessing ablation (run_atac.py): rows are dataset x recipe variant
@@ -242,6 +244,7 @@ METHOD_SUFFIX = {
     "cross_fit": "preprocessing",
     "basis_source": "preprocessing",
     "depth": "preprocessing",
+    "rna_scale": "preprocessing",
 }
 DASH_MISSING = {"peers", "speed", "transfer"}
 # sets without cell types (every cell labelled alike): their cell-type mass is 1 by construction, shown as a dash

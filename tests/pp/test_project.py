@@ -28,6 +28,8 @@ def _split(adata, n_query: int, seed: int = 0):
     ("name", "mod", "recipe", "kwargs"),
     [
         ("cite", "rna", "rna", {}),
+        ("cite", "rna", "rna", {"scale": True}),  # clipped and scaled genes: the reference's ceilings and spreads
+        ("snare2", "rna", "rna", {"scale": True}),  # sparse single-nucleus RNA
         ("cite", "adt", "protein", {}),
         ("cite", "adt", "protein", {"axis": 0}),
         ("multiome", "atac", "atac", {}),

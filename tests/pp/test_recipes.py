@@ -34,14 +34,15 @@ def test_cite_in_two_lines(cite_data):
     assert record == {
         "recipe": "rna",
         "obsm_key": "X_pca",
-        "params": {"n_top_genes": 500, "n_comps": 50, "layer": None, "random_state": 0},
+        "params": {"n_top_genes": 500, "n_comps": 50, "scale": False, "layer": None, "random_state": 0},
         "n_top_genes_used": 500,
         "n_comps_used": 50,
     }
-    # the fitted state: the median total as normalisation target, HVG mask and PCA centre per gene
+    # the fitted state: the median total as normalisation target, HVG mask and PCA centre per gene, no ceiling
     assert state["target_sum"] == np.median(np.asarray(counts["rna"].sum(axis=1)).ravel())
-    assert state["varm_columns"] == ["used", "mean"] and state["loadings_key"] == "PCs"
-    used, mean = rna.varm["scmatch_recipe"].T
+    assert state["varm_columns"] == ["used", "mean", "ceiling"] and state["loadings_key"] == "PCs"
+    used, mean, ceiling = rna.varm["scmatch_recipe"].T
+    assert not ceiling.any()
     np.testing.assert_array_equal(used.astype(bool), rna.var["highly_variable"].to_numpy())
     np.testing.assert_allclose(mean[used > 0], rna.X[:, used > 0].mean(axis=0).A1, rtol=1e-5)
     assert len(fingerprint) == 16 and int(fingerprint, 16) >= 0
@@ -253,3 +254,65 @@ def test_defaults_on_the_single_nucleus_simulator():
     assert old.uns["scmatch_recipe"]["n_peaks_used"] == 1481
     assert _knn_accuracy(new.obsm["X_lsi"], labels, is_reference) == pytest.approx(0.586, abs=0.01)
     assert _knn_accuracy(old.obsm["X_lsi"], labels, is_reference) == pytest.approx(0.332, abs=0.01)
+
+
+def _sign_aligned(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """``expected`` with each column's sign flipped to agree with ``got`` (principal axes have no sign)."""
+    signs = np.sign(np.sum(got * expected, axis=0))
+    return expected * np.where(signs == 0, 1, signs)
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_rna_scale_is_the_pca_of_clipped_standardised_genes(cite_data, dense):
+    rna = cite_data["rna"].copy()
+    if dense:
+        rna.X = rna.X.toarray()
+    sm.pp.recipe_rna(rna, n_top_genes=300, n_comps=10, scale=True)
+
+    hvg = rna.var["highly_variable"].to_numpy()
+    X = rna.X.toarray() if sp.issparse(rna.X) else np.asarray(rna.X)
+    assert sp.issparse(rna.X) != dense  # .X stays as the counts came, log-normalised and unclipped
+    values = X[:, hvg].astype(np.float64)
+    mean, sd = values.mean(axis=0), values.std(axis=0)
+    clipped = np.minimum(values, mean + 10 * sd)  # scanpy.pp.scale(max_value=10) on the upper side
+    assert (clipped < values).sum() > 0  # the ceiling binds on this data: rare genes
+    Z = (clipped - clipped.mean(axis=0)) / sd
+    U, S, _ = np.linalg.svd(Z, full_matrices=False)
+    expected = _sign_aligned(rna.obsm["X_pca"], U[:, :10] * S[:10])
+    np.testing.assert_allclose(rna.obsm["X_pca"], expected, atol=1e-3 * np.abs(expected).max(), rtol=0)
+    # the state: each HVG's ceiling, the clipped values' means as the centre, the spreads folded into the loadings
+    used, centre, ceiling = rna.varm["scmatch_recipe"].T
+    np.testing.assert_array_equal(used.astype(bool), hvg)
+    np.testing.assert_allclose(ceiling[hvg], mean + 10 * sd, rtol=1e-5)
+    assert np.all(ceiling[~hvg] == 0)
+    np.testing.assert_allclose(centre[hvg], clipped.mean(axis=0), rtol=1e-5, atol=1e-7)
+    rebuilt = (np.minimum(X[:, hvg], ceiling[hvg]) - centre[hvg]) @ rna.varm["PCs"][hvg]
+    np.testing.assert_allclose(rna.obsm["X_pca"], rebuilt, atol=1e-4 * np.abs(rebuilt).max(), rtol=0)
+    assert rna.uns["scmatch_recipe"]["params"]["scale"] is True
+
+
+def test_rna_without_scale_keeps_the_fingerprint_of_states_before_the_ceiling(cite_data):
+    """A state stored before ``ceiling`` existed (two columns) reads back with its recorded fingerprint."""
+    reference = cite_data["rna"].copy()
+    sm.pp.recipe_rna(reference, n_top_genes=300, n_comps=10, scale=False)
+    assert not reference.varm["scmatch_recipe"][:, 2].any()
+    old = reference.copy()
+    old.varm["scmatch_recipe"] = old.varm["scmatch_recipe"][:, :2]
+    old.uns["scmatch_recipe"]["state"]["varm_columns"] = ["used", "mean"]
+
+    from scmatch.pp._project import RecipeState
+
+    assert RecipeState.from_adata(old).fingerprint == reference.uns["scmatch_recipe"]["fingerprint"]
+    query = cite_data["rna"][:40].copy()
+    sm.pp.recipe_rna(query, reference=old)
+    np.testing.assert_allclose(query.obsm["X_pca"], reference.obsm["X_pca"][:40], atol=1e-4, rtol=0)
+    scaled = cite_data["rna"].copy()
+    sm.pp.recipe_rna(scaled, n_top_genes=300, n_comps=10, scale=True)
+    assert scaled.uns["scmatch_recipe"]["fingerprint"] != reference.uns["scmatch_recipe"]["fingerprint"]
+
+
+def test_rna_scale_must_be_a_bool(small_mdata):
+    before = snapshot(small_mdata["rna"])
+    with pytest.raises(TypeError, match=r"`scale` must be True or False, got 'yes'"):
+        sm.pp.recipe_rna(small_mdata, scale="yes")
+    assert_unchanged(small_mdata["rna"], before)

@@ -212,3 +212,29 @@ def test_query_with_counts_but_no_preprocessing_in_model_is_refused(cite, tmp_pa
         scm.tl.match_modalities(query, mod1="rna", mod2="adt", model=model)
     assert_unchanged(query, before)
     assert sp.issparse(query["rna"].X)
+
+
+def test_a_saved_model_applies_the_reference_rna_scale(cite, tmp_path):
+    """recipe_rna(scale=True): the genes' ceilings travel with the model and clip the projected query alike."""
+    reference = _donor(cite, "s1d1")
+    scm.pp.recipe_rna(reference, mod="rna", scale=True)
+    scm.pp.recipe_protein(reference, mod="adt")
+    model = _fast().fit(reference["rna"].obsm["X_pca"], reference["adt"].obsm["X_pca"])
+    model.save(tmp_path / "m", preprocessing=(reference["rna"], reference["adt"]))
+    saved = np.load(tmp_path / "m" / "preprocessing.npz")
+    ceiling = reference["rna"].varm["scmatch_recipe"][:, 2]
+    assert ceiling.any()
+    np.testing.assert_array_equal(saved["mod1_vector_ceiling"], ceiling)
+    loaded = MatchModel.load(tmp_path / "m")
+    query = _donor(cite, "s1d2")[:60].copy()
+    scm.pp.recipe_rna(query, mod="rna", reference=loaded)
+    direct = _donor(cite, "s1d2")[:60].copy()
+    scm.pp.recipe_rna(direct, mod="rna", reference=reference)
+    np.testing.assert_array_equal(query["rna"].obsm["X_pca"], direct["rna"].obsm["X_pca"])
+    # the query's values above a reference gene's ceiling were clipped for the embedding, not in .X
+    hvg = reference["rna"].var["highly_variable"].to_numpy()
+    X = direct["rna"].X.toarray()[:, hvg]
+    assert (X > ceiling[hvg]).any()
+    centre = reference["rna"].varm["scmatch_recipe"][hvg, 1]
+    expected = (np.minimum(X, ceiling[hvg]) - centre) @ reference["rna"].varm["PCs"][hvg]
+    np.testing.assert_allclose(direct["rna"].obsm["X_pca"], expected, atol=1e-4 * np.abs(expected).max(), rtol=0)

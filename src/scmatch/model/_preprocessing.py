@@ -16,7 +16,7 @@ from anndata import AnnData
 
 from .._errors import InvalidFileError
 from ..io._h5 import MAX_EXPANSION, SLACK_BYTES
-from ..pp._project import COLUMNS, RECIPES, SCALARS, RecipeState
+from ..pp._project import COLUMNS, OPTIONAL_COLUMNS, RECIPES, SCALARS, RecipeState
 from ._manifest import read_json
 
 #: the two files of a model folder that hold the preprocessing (listed, with checksums, in config.json)
@@ -156,6 +156,10 @@ def _check_item(item: Any, arrays: dict[str, np.ndarray], *, m: int, n_comps: in
             raise _refuse(folder, PREPROCESSING_JSON, f"has an invalid mod{m} setting {name}={value!r}")
     names = ["features", "loadings", *(f"vector_{k}" for k in COLUMNS[recipe])]
     parts = {name: arrays.get(f"mod{m}_{name}") for name in names}
+    features = parts["features"]
+    for k in OPTIONAL_COLUMNS:  # a model saved before the vector existed: zeros, as RecipeState reads it
+        if f"vector_{k}" in parts and parts[f"vector_{k}"] is None and features is not None and features.ndim == 1:
+            parts[f"vector_{k}"] = np.zeros(features.shape[0])
     missing = [f"mod{m}_{name}" for name, value in parts.items() if value is None]
     if missing:
         raise _refuse(folder, PREPROCESSING_NPZ, f"lacks the arrays {missing} of recipe_{recipe}")

@@ -33,7 +33,10 @@ MIN_FEATURE_FRACTION = 0.5
 #: above this share of missing features a warning is logged (below it, an info message)
 WARN_MISSING_FRACTION = 0.1
 #: the per-feature vectors each recipe keeps (the columns of ``.varm['scmatch_recipe']``), and its loadings
-COLUMNS = {"rna": ("used", "mean"), "atac": ("used", "idf"), "protein": ("used", "mean", "geo")}
+COLUMNS = {"rna": ("used", "mean", "ceiling"), "atac": ("used", "idf"), "protein": ("used", "mean", "geo")}
+#: per-feature vectors that older states lack: read as zeros (their meaning: nothing to apply) and, while all zero,
+#: left out of the fingerprint, so a state fitted before they existed keeps its fingerprint
+OPTIONAL_COLUMNS = ("ceiling",)
 LOADINGS = {"rna": "PCs", "atac": "LSI", "protein": "PCs"}
 #: the scalar settings each recipe keeps, with their types (JSON and h5mu round trips change numpy types)
 SCALARS: dict[str, dict[str, type]] = {
@@ -64,8 +67,9 @@ class RecipeState:
         Fitted settings (see :data:`SCALARS`): the normalisation target, TF-IDF flags, CLR axis.
     vectors
         Per-feature float64 vectors (see :data:`COLUMNS`): ``used`` (1 where the feature enters the embedding),
-        ``mean`` (the PCA centre), ``idf`` (the reference's IDF), ``geo`` (per-protein geometric means, CLR
-        ``axis=0`` only; ones otherwise).
+        ``mean`` (the PCA centre), ``ceiling`` (RNA: the largest log-normalised value a gene keeps before the
+        PCA, :func:`~scmatch.pp.recipe_rna`'s ``scale``; 0 where nothing is clipped), ``idf`` (the reference's
+        IDF), ``geo`` (per-protein geometric means, CLR ``axis=0`` only; ones otherwise).
     loadings
         Features x components: the PCA or LSI loadings (zero rows for unused features).
     """
@@ -81,7 +85,11 @@ class RecipeState:
     def __post_init__(self) -> None:
         self.features = np.asarray(self.features).astype(str)
         self.scalars = {k: _canonical(self.scalars[k], t) for k, t in SCALARS[self.recipe].items()}
-        self.vectors = {k: np.asarray(self.vectors[k], dtype=np.float64) for k in COLUMNS[self.recipe]}
+        absent = np.zeros(len(self.features))  # an optional vector an older state lacks
+        self.vectors = {
+            k: np.asarray(absent if k in OPTIONAL_COLUMNS and k not in self.vectors else self.vectors[k], np.float64)
+            for k in COLUMNS[self.recipe]
+        }
         self.loadings = np.asarray(self.loadings, dtype=np.float64)
 
     # ------------------------------------------------------------------ identity
@@ -92,6 +100,8 @@ class RecipeState:
         h.update(json.dumps([self.recipe, self.obsm_key, self.scalars], sort_keys=True).encode())
         h.update("\x00".join(self.features.tolist()).encode())
         for name in COLUMNS[self.recipe]:
+            if name in OPTIONAL_COLUMNS and not self.vectors[name].any():
+                continue
             h.update(np.ascontiguousarray(self.vectors[name], dtype="<f8").tobytes())
         h.update(np.ascontiguousarray(self.loadings, dtype="<f8").tobytes())
         h.update(str(self.loadings.shape).encode())
@@ -154,7 +164,8 @@ class RecipeState:
         stored = record["state"]
         loadings_key = str(stored.get("loadings_key", LOADINGS[kind]))
         columns = [str(c) for c in np.asarray(stored.get("varm_columns", ())).tolist()]
-        if columns != list(COLUMNS[kind]) or loadings_key not in adata.varm:
+        legacy = [c for c in COLUMNS[kind] if c not in OPTIONAL_COLUMNS]
+        if columns not in (list(COLUMNS[kind]), legacy) or loadings_key not in adata.varm:
             raise ValueError(f"{what}: the recipe's stored state is incomplete; run {expected} on it again.")
         table = np.asarray(adata.varm[RECIPE_KEY], dtype=np.float64)
         state = cls(
@@ -198,7 +209,7 @@ class RecipeState:
             obsm_key=meta["obsm_key"],
             features=arrays["features"],
             scalars=meta["scalars"],
-            vectors={k: arrays[f"vector_{k}"] for k in COLUMNS[kind]},
+            vectors={k: arrays[f"vector_{k}"] for k in COLUMNS[kind] if f"vector_{k}" in arrays},
             loadings=arrays["loadings"],
             modality=meta.get("modality"),
         )
@@ -243,11 +254,13 @@ class RecipeState:
         totals = _sums(counts[:, np.flatnonzero(present)], axis=1)
         X = self._transform(counts, totals, position, present, what=what)
         # embedding: (x - mean) @ loadings over every used reference feature; an absent feature is 0 after the
-        # transform, so it contributes -mean @ loadings like any zero
+        # transform, so it contributes -mean @ loadings like any zero. RNA values above a gene's ceiling (scale=True)
+        # are clipped for the embedding only; X keeps them, as the reference's .X does
         weights = np.zeros((len(names), self.n_comps))
         weights[present] = self.loadings[position[present]] * used[position[present], None]
         centre = (self.vectors.get("mean", np.zeros(len(self.features))) * used) @ self.loadings
-        embedding = np.asarray(X @ weights) - centre
+        ceiling = np.where(present, self.vectors.get("ceiling", np.zeros(len(self.features)))[position], 0.0)
+        embedding = np.asarray((clip_columns(X, ceiling) if ceiling.any() else X) @ weights) - centre
         return Projection(
             X=X,
             embedding=embedding,
@@ -288,6 +301,16 @@ class RecipeState:
         else:  # the reference's per-protein geometric means; proteins it lacks get 1 (they are left out anyway)
             geo = np.where(present, self.vectors["geo"][np.clip(position, 0, None)], 1.0)
         return _clr_values(counts, axis=axis, geo=geo)
+
+
+def clip_columns(X: np.ndarray | sp.spmatrix, ceiling: np.ndarray) -> np.ndarray | sp.csr_matrix:
+    """``X`` with each column's values above its ``ceiling`` lowered to it; a ceiling of 0 leaves the column alone."""
+    cap = np.where(ceiling > 0, ceiling, np.inf).astype(np.float32)
+    if sp.issparse(X):
+        X = sp.csr_matrix(X, copy=True)
+        X.data = np.minimum(X.data, cap[X.indices])
+        return X
+    return np.minimum(X, cap[None, :])
 
 
 @dataclass

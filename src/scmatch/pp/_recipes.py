@@ -21,7 +21,7 @@ from ._knn_basis import validate_neighbors
 from ._lsi import lsi
 from ._map import map_onto_reference
 from ._peaks import select_peaks
-from ._project import RecipeState
+from ._project import RecipeState, clip_columns
 from ._tfidf import _check_no_empty_cells, _idf, tfidf
 from ._utils import (
     _cap,
@@ -39,6 +39,9 @@ from ._utils import (
 #: ``recipe_atac`` defaults (benchmarks/README.md, ATAC): LSI components, and the fewest cells a kept peak is seen in
 ATAC_N_COMPS = 30
 ATAC_MIN_CELLS = 3
+#: ``recipe_rna(scale=True)`` clips a gene's values this many standard deviations above its mean (scanpy's and
+#: Seurat's customary ``max_value=10``)
+RNA_MAX_SD = 10.0
 
 #: The ``.obsm`` key each recipe writes (also recorded in ``.uns['scmatch_recipe']['obsm_key']``).
 RECIPE_OBSM_KEYS = {"rna": "X_pca", "atac": Key.lsi(), "protein": "X_pca"}
@@ -82,6 +85,7 @@ def recipe_rna(
     mod: str | None = "rna",
     n_top_genes: int = 2000,
     n_comps: int = 50,
+    scale: bool = False,
     layer: str | None = None,
     reference: AnnData | MuData | Any | None = None,
     random_state: int | None = 0,
@@ -104,6 +108,13 @@ def recipe_rna(
         Number of highly variable genes.
     n_comps
         Number of principal components.
+    scale
+        Give each highly variable gene unit variance over the fitted cells before the PCA, its values clipped
+        :data:`RNA_MAX_SD` (10) standard deviations above its mean, as :func:`scanpy.pp.scale` with
+        ``max_value=10`` before :func:`scanpy.pp.pca` (only the upper side is clipped, so sparse data stay sparse).
+        The genes' standard deviations are folded into ``.varm['PCs']``: ``X_pca`` is the log-normalised values,
+        clipped (``.varm['scmatch_recipe']``'s ``ceiling``) and centred, times ``.varm['PCs']``, and reference
+        mapping applies the reference's clipping and scale.
     layer
         Read the raw counts from ``.layers[layer]`` instead of ``.X`` (e.g. ``'counts'`` to re-run the recipe).
     reference
@@ -157,6 +168,8 @@ def recipe_rna(
     counts = _get_matrix(adata, layer=layer)
     _check_int(n_top_genes, name="n_top_genes")
     _check_int(n_comps, name="n_comps")
+    if not isinstance(scale, bool | np.bool_):
+        raise TypeError(f"`scale` must be True or False, got {scale!r}.")
     _check_counts(counts, what=f"The matrix in {_where(layer)}")
     if adata.n_obs < 3 or adata.n_vars < 3:
         raise ValueError(f"recipe_rna needs at least 3 cells and 3 genes, got {adata.n_obs} x {adata.n_vars}.")
@@ -178,7 +191,12 @@ def recipe_rna(
     if limit < 1:
         raise ValueError(f"Only {n_hvg} highly variable genes were found; PCA needs at least 2. Raise `n_top_genes`.")
     n_pcs = _cap(n_comps, limit, what="recipe_rna n_comps", why=f"{adata.n_obs} cells x {n_hvg} HVGs allow {limit}")
-    sc.pp.pca(tmp, n_comps=n_pcs, mask_var="highly_variable", random_state=random_state)
+    hvg = tmp.var["highly_variable"].to_numpy()
+    if scale:
+        centre, ceiling = _scaled_pca(tmp, hvg, n_comps=n_pcs, random_state=random_state)
+    else:
+        sc.pp.pca(tmp, n_comps=n_pcs, mask_var="highly_variable", random_state=random_state)
+        centre, ceiling = _column_means(tmp.X, hvg), np.zeros(adata.n_vars)
 
     recipe = {
         "recipe": "rna",
@@ -186,19 +204,19 @@ def recipe_rna(
         "params": {
             "n_top_genes": n_top_genes,
             "n_comps": n_comps,
+            "scale": bool(scale),
             "layer": layer,
             "random_state": _seed_record(random_state),
         },
         "n_top_genes_used": n_hvg,
         "n_comps_used": n_pcs,
     }
-    hvg = tmp.var["highly_variable"].to_numpy()
     state = RecipeState(
         recipe="rna",
         obsm_key=recipe["obsm_key"],
         features=adata.var_names,
         scalars={"target_sum": target_sum},
-        vectors={"used": hvg, "mean": _column_means(tmp.X, hvg)},
+        vectors={"used": hvg, "mean": centre, "ceiling": ceiling},
         loadings=tmp.varm["PCs"],
     )
     return _finish(
@@ -520,6 +538,34 @@ def _log_atac(recipe: dict[str, Any], n_peaks: int) -> None:
         "dropped" if recipe["dropped_first"] else "kept",
         recipe["first_depth_corr"],
     )
+
+
+def _scaled_pca(tmp: AnnData, hvg: np.ndarray, *, n_comps: int, random_state: int | None) -> tuple:
+    """The PCA of the HVGs scaled to unit variance, clipped at ``RNA_MAX_SD``; the spreads go in the loadings.
+
+    With ``m`` and ``s`` each gene's mean and standard deviation, a value is clipped to ``m + RNA_MAX_SD * s`` (as
+    :func:`scanpy.pp.scale` clips at ``max_value``; only the upper side, which keeps sparse data sparse) and
+    divided by ``s``; scanpy centres implicitly. Since ``(Xc / s - c / s) @ P == (Xc - c) @ (P / s)`` for the
+    clipped values ``Xc`` and their means ``c``, the loadings written are ``P / s``. Returns ``(c, ceiling)``.
+    """
+    X = tmp.X
+    cols = np.flatnonzero(hvg)
+    means = _column_means(X, hvg)
+    squares = X.multiply(X) if sp.issparse(X) else np.square(X, dtype=np.float64)
+    variance = np.zeros(X.shape[1])
+    variance[cols] = _sums(squares[:, cols], axis=0) / X.shape[0] - means[cols] ** 2
+    spread = np.sqrt(np.clip(variance, 0.0, None))
+    spread[spread <= 0] = 1.0  # a constant gene (and every non-HVG) stays as it is
+    ceiling = np.where(hvg & (variance > 0), means + RNA_MAX_SD * spread, 0.0)
+    clipped = clip_columns(X, ceiling)
+    inverse = (1.0 / spread).astype(np.float32)
+    scaled = sp.csr_matrix(clipped.multiply(inverse[None, :])) if sp.issparse(clipped) else clipped * inverse
+    work = AnnData(X=scaled.astype(np.float32), var=tmp.var[["highly_variable"]].copy())
+    sc.pp.pca(work, n_comps=n_comps, mask_var="highly_variable", random_state=random_state)
+    tmp.obsm["X_pca"] = work.obsm["X_pca"]
+    tmp.varm["PCs"] = work.varm["PCs"] / spread[:, None]
+    tmp.uns["pca"] = work.uns["pca"]
+    return _column_means(clipped, hvg), ceiling
 
 
 def _column_means(X: np.ndarray | sp.spmatrix, mask: np.ndarray) -> np.ndarray:
