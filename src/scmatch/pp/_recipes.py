@@ -140,7 +140,8 @@ def recipe_rna(
     - ``.obsm['X_pca']``, ``.varm['PCs']``, ``.uns['pca']``, ``.uns['hvg']``, ``.uns['log1p']`` (scanpy);
     - ``.uns['scmatch_recipe']``: ``recipe='rna'``, ``obsm_key='X_pca'``, ``params`` (the arguments) and the
       values used, ``n_top_genes_used`` and ``n_comps_used``, the fitted ``state`` and its ``fingerprint``;
-    - ``.varm['scmatch_recipe']``: per-gene ``used`` (1 for HVGs) and ``mean`` (the PCA centre).
+    - ``.varm['scmatch_recipe']``: per-gene ``used`` (1 for HVGs), ``mean`` (the PCA centre) and ``ceiling``
+      (``scale=True``: the largest value a gene keeps for the PCA; 0 otherwise).
 
     With ``reference=``: ``.layers['counts']``, ``.X`` (normalised to the reference's target), ``.var
     ['highly_variable']`` (the reference's HVGs), ``.obsm['X_pca']`` (the projection), ``.varm['PCs']`` (the
