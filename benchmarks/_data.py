@@ -265,6 +265,10 @@ def load_split(
         if not is_train.any() or not is_test.any():
             raise ValueError(f"{name}: batches {train_batch!r}/{test_batch!r} not found in {sorted(set(batch))}")
     kw = {"n_comps": n_comps, "random_state": random_state}
+    if kind1 == "rna":  # recipe_rna(scale="auto") on the MuData: scaled when the partner is chromatin
+        from scmatch.pp._partner import is_chromatin
+
+        kw["rna_scale"] = is_chromatin(mod2, a2)
     links = None  # from the counts, before the recipes
     if kind2 == "protein":
         links = _linked(a1, a2)
@@ -281,13 +285,9 @@ def load_split(
         "preprocessing": preprocessing,
     }
     if "rna" in (kind1, kind2):
-        import inspect
-
-        import scmatch.pp
-
-        default = inspect.signature(scmatch.pp.recipe_rna).parameters["scale"].default
         scaled = {"_rna_scale": True, "_rna_noscale": False}
-        meta["rna_recipe"] = {"scale": next((v for k, v in scaled.items() if preprocessing.endswith(k)), default)}
+        given = next((v for k, v in scaled.items() if preprocessing.endswith(k)), "auto")
+        meta["rna_recipe"] = {"scale": given, "scale_used": kw["rna_scale"] if given == "auto" else given}
     if "atac" in (kind1, kind2):
         import scmatch.pp._recipes as recipes
 

@@ -40,11 +40,11 @@ from _provenance import git_state as _git  # noqa: E402
 
 RESULTS = HERE / "results" / "atac"
 
-#: recipe_atac keyword arguments per variant: "defaults" is the recipe's defaults; "today" its defaults before the
-#: sparse-ATAC work (commit 30fbb15); the others change one setting of the defaults
+#: recipe_atac keyword arguments per variant (``rna_*``: recipe_rna's): "defaults" is the recipes' defaults; "today"
+#: their defaults before the sparse-ATAC work (commit 30fbb15, RNA genes not scaled); the others change one setting
 VARIANTS: dict[str, dict] = {
     "defaults": {},
-    "today": {"min_frac": 0.01, "min_cells": None, "n_comps": 50, "drop_first": True},
+    "today": {"min_frac": 0.01, "min_cells": None, "n_comps": 50, "drop_first": True, "rna_scale": False},
     "min_cells1": {"min_cells": 1},
     "min_cells10": {"min_cells": 10},
     "comps15": {"n_comps": 15},
@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
 
+    import mudata
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -137,8 +138,9 @@ def main(argv: list[str] | None = None) -> None:
         for variant in args.variants:
             atac_kw = {k: v for k, v in VARIANTS[variant].items() if not k.startswith("rna_")}
             rna_kw = {k[4:]: v for k, v in VARIANTS[variant].items() if k.startswith("rna_")}
-            r = rna.copy()
-            scmatch.pp.recipe_rna(r, **{"n_top_genes": min(2000, rna.n_vars), **rna_kw})
+            pair = mudata.MuData({"rna": rna.copy(), "atac": atac})  # recipe_rna(scale="auto") sees the ATAC
+            scmatch.pp.recipe_rna(pair, mod="rna", **{"n_top_genes": min(2000, rna.n_vars), **rna_kw})
+            r = pair["rna"]
             X1 = np.asarray(r.obsm["X_pca"], dtype=np.float32)
             a = atac.copy()
             t0 = time.perf_counter()
@@ -150,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
                 "dataset": name,
                 "variant": variant,
                 "recipe_kwargs": VARIANTS[variant],
+                "rna_scale_used": bool(r.uns["scmatch_recipe"]["scale_used"]),
                 "n_peaks": int(a.n_vars),
                 "n_peaks_used": int(recipe["n_peaks_used"]),
                 "n_comps_used": int(recipe["n_comps_used"]),

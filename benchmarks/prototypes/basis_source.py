@@ -9,7 +9,9 @@ Here everything is the mapping path's (recipes fitted on the reference; the quer
 it is) except the RNA components: the reference recipe's transformed values (its genes, normalisation and log) of
 every cell are centred on the recipe's own centre and projected on the top components (as many as the recipe's) of
 the values of ``reference`` cells (the recipe's own basis, refitted here by SVD), of ``joint`` (reference and query
-cells) or of ``query`` cells. ``run_matching.run_one`` then fits, matches and scores as everywhere else. A record's
+cells) or of ``query`` cells; ``augmented`` keeps the recipe's own components and adds as many again: the principal
+axes of the query's values left after projecting them on the reference's components. ``run_matching.run_one``
+then fits, matches and scores as everywhere else. A record's
 ``preprocessing`` is ``mapping_basis_<source>``. Fitting components on the query's cells is not something a saved
 model can do without retraining: this measures where the loss lies, not a method.
 
@@ -36,7 +38,7 @@ sys.path[:0] = [str(BENCH)]
 import _data  # noqa: E402
 import run_matching  # noqa: E402
 
-SOURCES = ("reference", "joint", "query")
+SOURCES = ("reference", "joint", "query", "augmented")
 
 
 def recipe_values(name: str, side: str):
@@ -45,7 +47,8 @@ def recipe_values(name: str, side: str):
     Returns the transformed values of the features that enter the embedding (reference rows, query rows), the
     recipe's centre and loadings over them, and its state.
     """
-    from scmatch.pp._project import RecipeState
+    from scmatch.pp._partner import is_chromatin
+    from scmatch.pp._project import RecipeState, clip_columns
 
     _, mod1, mod2, kind2, train_batch, test_batch = _data.DATASETS[name]
     mod, kind = (mod1, "rna") if side == "1" else (mod2, kind2)
@@ -58,12 +61,16 @@ def recipe_values(name: str, side: str):
     adata = mdata.mod[mod]
     ref, qry = adata[is_train].copy(), adata[is_test].copy()
     raw_ref, raw_qry = ref.copy(), qry.copy()
-    _data._preprocess(ref, kind, n_comps=50, random_state=0)
+    # the RNA scaled as load_split scales it (recipe_rna(scale="auto"): beside chromatin)
+    scale = is_chromatin(mod2, mdata.mod[mod2]) if kind == "rna" else None
+    _data._preprocess(ref, kind, n_comps=50, random_state=0, rna_scale=scale)
     state = RecipeState.from_adata(ref)
     used = state.vectors["used"] > 0
+    ceiling = state.vectors.get("ceiling", np.zeros(len(used)))[used]
     out = []
     for raw in (raw_ref, raw_qry):
         values = state.project(raw.X, raw.var_names).X[:, used]
+        values = clip_columns(values, ceiling) if ceiling.any() else values  # as the projection clips
         out.append(sp.csr_matrix(values, dtype=np.float64) if sp.issparse(values) else np.asarray(values, np.float64))
     centre = state.vectors.get("mean", np.zeros(len(used)))[used]
     return out[0], out[1], centre, state.loadings[used], state
@@ -85,15 +92,35 @@ def fitted_basis(rows, n_comps: int, state) -> np.ndarray:
     return vt[int(drop) :].T
 
 
+def augmented_basis(values_qry, centre, loadings, n_comps: int) -> np.ndarray:
+    """The recipe's own loadings and, beside them, the top components of what they leave of the query's values.
+
+    The query's centred values minus their projection on the (orthonormal) loadings; its principal axes are the
+    directions the query varies along that the reference's components miss.
+    """
+    dense = values_qry.toarray() if sp.issparse(values_qry) else np.asarray(values_qry)
+    basis = np.linalg.qr(loadings)[0]
+    centred = dense - centre
+    residual = centred - (centred @ basis) @ basis.T
+    extra = np.linalg.svd(residual - residual.mean(axis=0), full_matrices=False)[2][:n_comps].T
+    return np.hstack([loadings, extra])
+
+
 def with_basis(split, side: str, values_ref, values_qry, centre, state, source: str):
     n_comps = state.loadings.shape[1]
+    if source == "augmented" and state.recipe != "rna":
+        raise ValueError("--sources augmented is written for the RNA PCA (--modality 1)")
     if source == "reference":
         rows = values_ref
     elif source == "query":
         rows = values_qry
     else:
         rows = sp.vstack([values_ref, values_qry]) if sp.issparse(values_ref) else np.vstack([values_ref, values_qry])
-    basis = fitted_basis(rows, n_comps, state)
+    basis = (
+        augmented_basis(values_qry, centre, state.loadings[state.vectors["used"] > 0], n_comps)
+        if source == "augmented"
+        else fitted_basis(rows, n_comps, state)
+    )
     kind = "mapping_basis" if side == "1" else "mapping_basis2"
     meta = {**json.loads(split.meta), "preprocessing": f"{kind}_{source}"}
     embed = {

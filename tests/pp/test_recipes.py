@@ -34,9 +34,10 @@ def test_cite_in_two_lines(cite_data):
     assert record == {
         "recipe": "rna",
         "obsm_key": "X_pca",
-        "params": {"n_top_genes": 500, "n_comps": 50, "scale": False, "layer": None, "random_state": 0},
+        "params": {"n_top_genes": 500, "n_comps": 50, "scale": "auto", "layer": None, "random_state": 0},
         "n_top_genes_used": 500,
         "n_comps_used": 50,
+        "scale_used": False,  # 'auto' with proteins beside the RNA: not scaled
     }
     # the fitted state: the median total as normalisation target, HVG mask and PCA centre per gene, no ceiling
     assert state["target_sum"] == np.median(np.asarray(counts["rna"].sum(axis=1)).ravel())
@@ -311,8 +312,50 @@ def test_rna_without_scale_keeps_the_fingerprint_of_states_before_the_ceiling(ci
     assert scaled.uns["scmatch_recipe"]["fingerprint"] != reference.uns["scmatch_recipe"]["fingerprint"]
 
 
-def test_rna_scale_must_be_a_bool(small_mdata):
+def test_rna_scale_auto_follows_the_partner_modality(multiome_data, cite_data, caplog):
+    """'auto' scales beside chromatin (by modality name, feature type or peak names), not beside proteins or alone."""
+    mdata = multiome_data.copy()
+    with caplog.at_level(logging.INFO, logger="scmatch"):
+        sm.pp.recipe_rna(mdata, n_top_genes=300, n_comps=10)
+    assert "genes scaled to unit variance (scale='auto': modality 'atac' is chromatin)" in caplog.text
+    assert mdata["rna"].uns["scmatch_recipe"]["scale_used"] is True
+    explicit = multiome_data["rna"].copy()
+    sm.pp.recipe_rna(explicit, n_top_genes=300, n_comps=10, scale=True)
+    np.testing.assert_array_equal(mdata["rna"].obsm["X_pca"], explicit.obsm["X_pca"])
+    assert mdata["rna"].uns["scmatch_recipe"]["fingerprint"] == explicit.uns["scmatch_recipe"]["fingerprint"]
+
+    # the peaks found by their names (chr1-1677585-1678477) under another modality name, and by feature type
+    renamed = md.MuData({"gex": multiome_data["rna"].copy(), "mod2": multiome_data["atac"].copy()})
+    sm.pp.recipe_rna(renamed, mod="gex", n_top_genes=300, n_comps=10)
+    assert renamed["gex"].uns["scmatch_recipe"]["scale_used"] is True
+    typed = multiome_data["atac"].copy()
+    typed.var_names = [f"region{i}" for i in range(typed.n_vars)]
+    typed.var["feature_types"] = "Peaks"
+    by_type = md.MuData({"gex": multiome_data["rna"].copy(), "mod2": typed})
+    sm.pp.recipe_rna(by_type, mod="gex", n_top_genes=300, n_comps=10)
+    assert by_type["gex"].uns["scmatch_recipe"]["scale_used"] is True
+    typed.var["feature_types"] = "Gene Expression"
+    unnamed = md.MuData({"gex": multiome_data["rna"].copy(), "mod2": typed})
+    sm.pp.recipe_rna(unnamed, mod="gex", n_top_genes=300, n_comps=10)
+    assert unnamed["gex"].uns["scmatch_recipe"]["scale_used"] is False
+
+    from scmatch.pp._partner import is_chromatin
+
+    # plain bools (benchmark records are JSON): proteins are not chromatin, peaks named as intervals are
+    assert is_chromatin("adt", cite_data["adt"]) is False and is_chromatin("mod2", multiome_data["atac"]) is True
+
+    # proteins beside the RNA, or the RNA alone: not scaled, the same fit as scale=False
+    for data in (cite_data.copy(), multiome_data["rna"].copy()):
+        rna = data["rna"] if isinstance(data, md.MuData) else data
+        unscaled = rna.copy()
+        sm.pp.recipe_rna(data, n_top_genes=300, n_comps=10)
+        sm.pp.recipe_rna(unscaled, n_top_genes=300, n_comps=10, scale=False)
+        assert rna.uns["scmatch_recipe"]["scale_used"] is False
+        np.testing.assert_array_equal(rna.obsm["X_pca"], unscaled.obsm["X_pca"])
+
+
+def test_rna_scale_must_be_a_bool_or_auto(small_mdata):
     before = snapshot(small_mdata["rna"])
-    with pytest.raises(TypeError, match=r"`scale` must be True or False, got 'yes'"):
+    with pytest.raises(TypeError, match=r"`scale` must be True, False or 'auto', got 'yes'"):
         sm.pp.recipe_rna(small_mdata, scale="yes")
     assert_unchanged(small_mdata["rna"], before)

@@ -120,7 +120,9 @@ def test_peak_links_from_cell_ranger_intervals(data_dir, tmp_path):
     mdata = mdata[(counts[0] > 0) & (counts[1] > 0)].copy()
     for mod in ("rna", "atac"):
         mdata[mod].obs["is_reference"] = np.random.default_rng(0).permutation(mdata.n_obs) < 600
-    scm.pp.recipe_rna(mdata, mod="rna")
+    # the genes not scaled, as when these numbers were measured: scaled (recipe_rna's default beside ATAC), the quick
+    # network's held-out pairs score 0.080 without the links (0.065 unscaled) and the weight chosen is 0
+    scm.pp.recipe_rna(mdata, mod="rna", scale=False)
     scm.pp.recipe_atac(mdata, mod="atac")
     # the network without the depth input (tl._depth), as when these numbers were measured: with it, the quick
     # model's held-out pairs need the links less (benchmarks/README.md, Depth)
