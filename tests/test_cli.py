@@ -48,6 +48,7 @@ CHALLENGE_TASKS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", sorted(CHALLENGE_TASKS))
 def test_match_and_evaluate_challenge_files(task, challenge_dir, tmp_path, capsys):
     from scmatch.io._files import _read_h5ad
@@ -78,6 +79,7 @@ def test_match_and_evaluate_challenge_files(task, challenge_dir, tmp_path, capsy
     assert better_than_chance(printed, pred.n_obs), printed
 
 
+@pytest.mark.slow
 def test_demo_runs_as_a_command():
     result = subprocess.run(
         [sys.executable, "-m", "scmatch", "demo", "--n-cells", "600", "--epochs", "5"],

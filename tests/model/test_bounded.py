@@ -127,6 +127,7 @@ def test_restricted_support_stays_close_to_the_exact_path(fitted, toy_pairs):
     assert np.mean(P.argmax(1) == exact.argmax(1)) >= 0.9
 
 
+@pytest.mark.slow
 def test_approximate_candidates_match_the_exact_ones(fitted, toy_pairs):
     """pynndescent candidates: recall of the exact top-20 and the resulting probabilities (stated tolerance)."""
     x1, x2 = toy_pairs[0][400:], toy_pairs[1][400:]

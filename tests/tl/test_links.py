@@ -37,6 +37,7 @@ def _quick() -> MatchModel:
     return model
 
 
+@pytest.mark.slow
 def test_links_lift_the_cite_starter(cite):
     """The defaults (links="auto") against the network alone, same seed: 11 proteins link to their genes."""
     model = _model()
@@ -112,6 +113,7 @@ def test_auto_without_proteins_or_counts_matches_alone(cite, toy_pairs):
     assert "no counts" in no_counts.uns["match"]["links"]["reason"]
 
 
+@pytest.mark.slow
 def test_peak_links_from_cell_ranger_intervals(data_dir, tmp_path):
     """RNA + ATAC: the genes' intervals (Cell Ranger ARC's var['interval']) link them to the peaks near them, the
     weight is chosen on held-out pairs, and the model carries the links to a new call and through save/load."""

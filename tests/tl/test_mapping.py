@@ -118,6 +118,7 @@ def test_representation_without_fingerprint_is_used_with_a_note(cite, trained, c
     assert "match_probabilities" in query.obsp
 
 
+@pytest.mark.slow
 def test_raw_counts_in_a_fresh_process_give_identical_probabilities(cite, trained, tmp_path):
     reference, model = trained
     model.save(tmp_path / "model")

@@ -161,6 +161,7 @@ def _ensemble_and_members(mdata, model) -> tuple[float, list[float]]:
     return together, alone
 
 
+@pytest.mark.slow
 def test_cite_ensemble_beats_its_members(cite_matched, cite_path):
     """The default ensemble's averaged similarity against its members alone, over three seeds.
 
@@ -194,6 +195,7 @@ def test_cite_joint_projection_mixes_the_modalities(cite_matched):
     assert mdata["adt"].obsm["X_match_joint"].shape == (600, 10)
 
 
+@pytest.mark.slow
 def test_cite_same_seed_identical_obsp(cite_matched, cite_path):
     again, _ = _cite(cite_path)
     assert (cite_matched[0].obsp["match_probabilities"] != again.obsp["match_probabilities"]).nnz == 0

@@ -243,6 +243,7 @@ def _paired_support(n, k, *, seed):
     return sp.csr_matrix((S[rows, top.ravel()], (rows, top.ravel())), shape=(n, n))
 
 
+@pytest.mark.slow
 def test_epsilon_scaling_reaches_the_same_coupling_sooner():
     S = _paired_support(200, 30, seed=0)
     converged = sinkhorn_sparse(S, temperature=0.005, scaling_stages=0, n_iter=50_000, tol=1e-9)

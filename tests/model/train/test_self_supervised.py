@@ -46,6 +46,7 @@ def test_fit_pretrains_on_paired_and_unpaired_cells(toy_pairs):
         MatchModel().fit(x1[:300], x2[:300], self_supervision={"steps": 10}, **kw)
 
 
+@pytest.mark.slow
 def test_mapping_onto_a_reference_totalvi(data_dir):
     """totalVI, batch1 -> batch2, the query projected onto the reference's recipes: pre-training on both lifts it.
 
