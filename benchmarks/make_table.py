@@ -184,6 +184,8 @@ COLUMNS["query_standardise"] = COLUMNS["mapping"]
 COLUMNS["cross_fit"] = COLUMNS["mapping"]
 # the mapping path with the RNA components fitted on other cells (benchmarks/prototypes/basis_source.py)
 COLUMNS["basis_source"] = COLUMNS["mapping"]
+# each cell's neighbourhood as a second view of its representation (benchmarks/prototypes/neighbour_view.py)
+COLUMNS["neighbour_view"] = COLUMNS["mapping"]
 # each cell's log depth as one more input column (run_matching.py methods *_depth*), joint and mapping
 COLUMNS["depth"] = COLUMNS["mapping"]
 # recipe_rna(scale=True): the genes scaled to unit variance and clipped before the PCA (preprocessing *_rna_scale)
@@ -245,6 +247,7 @@ METHOD_SUFFIX = {
     "basis_source": "preprocessing",
     "depth": "preprocessing",
     "rna_scale": "preprocessing",
+    "neighbour_view": "preprocessing",
 }
 DASH_MISSING = {"peers", "speed", "transfer"}
 # sets without cell types (every cell labelled alike): their cell-type mass is 1 by construction, shown as a dash
