@@ -186,6 +186,8 @@ COLUMNS["cross_fit"] = COLUMNS["mapping"]
 COLUMNS["basis_source"] = COLUMNS["mapping"]
 # each cell's neighbourhood as a second view of its representation (benchmarks/prototypes/neighbour_view.py)
 COLUMNS["neighbour_view"] = COLUMNS["mapping"]
+# InfoNCE whose negatives leave out each pair's nearest reference pairs (benchmarks/prototypes/neighbour_negatives.py)
+COLUMNS["neighbour_negatives"] = COLUMNS["mapping"]
 # each cell's log depth as one more input column (run_matching.py methods *_depth*), joint and mapping
 COLUMNS["depth"] = COLUMNS["mapping"]
 # recipe_rna(scale=True): the genes scaled to unit variance and clipped before the PCA (preprocessing *_rna_scale)
@@ -248,6 +250,7 @@ METHOD_SUFFIX = {
     "depth": "preprocessing",
     "rna_scale": "preprocessing",
     "neighbour_view": "preprocessing",
+    "neighbour_negatives": "preprocessing",
 }
 DASH_MISSING = {"peers", "speed", "transfer"}
 # sets without cell types (every cell labelled alike): their cell-type mass is 1 by construction, shown as a dash
