@@ -188,6 +188,8 @@ COLUMNS["basis_source"] = COLUMNS["mapping"]
 COLUMNS["neighbour_view"] = COLUMNS["mapping"]
 # InfoNCE whose negatives leave out each pair's nearest reference pairs (benchmarks/prototypes/neighbour_negatives.py)
 COLUMNS["neighbour_negatives"] = COLUMNS["mapping"]
+# an ensemble of networks with and without the depth input (benchmarks/prototypes/mixed_depth.py)
+COLUMNS["mixed_depth"] = COLUMNS["mapping"]
 # each cell's log depth as one more input column (run_matching.py methods *_depth*), joint and mapping
 COLUMNS["depth"] = COLUMNS["mapping"]
 # recipe_rna(scale=True): the genes scaled to unit variance and clipped before the PCA (preprocessing *_rna_scale)
@@ -251,6 +253,7 @@ METHOD_SUFFIX = {
     "rna_scale": "preprocessing",
     "neighbour_view": "preprocessing",
     "neighbour_negatives": "preprocessing",
+    "mixed_depth": "preprocessing",
 }
 DASH_MISSING = {"peers", "speed", "transfer"}
 # sets without cell types (every cell labelled alike): their cell-type mass is 1 by construction, shown as a dash
