@@ -190,6 +190,8 @@ COLUMNS["neighbour_view"] = COLUMNS["mapping"]
 COLUMNS["neighbour_negatives"] = COLUMNS["mapping"]
 # an ensemble of networks with and without the depth input (benchmarks/prototypes/mixed_depth.py)
 COLUMNS["mixed_depth"] = COLUMNS["mapping"]
+# five networks in the ensemble against the default three (run_matching.py methods *_k5)
+COLUMNS["ensemble_size"] = COLUMNS["mapping"]
 # each cell's log depth as one more input column (run_matching.py methods *_depth*), joint and mapping
 COLUMNS["depth"] = COLUMNS["mapping"]
 # recipe_rna(scale=True): the genes scaled to unit variance and clipped before the PCA (preprocessing *_rna_scale)

@@ -158,6 +158,10 @@ METHODS["scmatch_depth_forced"] = {**METHODS["scmatch"], "depth": True}
 METHODS["scmatch_links_depth_forced"] = {**METHODS["scmatch_links"], "depth": True}
 # the depth input and matching within each query library (benchmarks/README.md, Within library)
 METHODS["scmatch_depth_batch"] = {**METHODS["scmatch_depth"], "within_batch": True}
+# five networks instead of three (the step budget is shared, so on references above about 2,500 pairs five cost
+# about as much as three; benchmarks/README.md, Ensemble size)
+METHODS["scmatch_depth_k5"] = {**METHODS["scmatch_depth"], "model": {"n_models": 5}}
+METHODS["scmatch_links_k5"] = {**METHODS["scmatch_links"], "model": {"n_models": 5}}
 
 
 def _linked_prior(model, split, *, ungated: bool = False, top_k: int = 100) -> tuple[object | None, dict | None]:
