@@ -95,6 +95,9 @@ typehints_document_rtype = True
 # -- MyST / notebooks ------------------------------------------------------------------------------------------
 myst_enable_extensions = ["colon_fence", "deflist", "dollarmath"]
 myst_heading_anchors = 3
+# no typographic quotes or dashes: error messages quote command-line flags (`--output`) outside code spans, and
+# "--" must not become an en dash there
+smartquotes = False
 nb_execution_mode = "off"  # the tutorials are executed by docs/run_tutorials.py (CI) and stored with outputs
 nb_merge_streams = True
 

@@ -69,7 +69,13 @@ Files on disk (`tests/reliability/test_damage.py`, `test_disk.py`):
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """``text`` for a table cell: pipes escaped, one line, and ``<`` outside code spans as ``&lt;``.
+
+    Outside a code span, Markdown passes ``<tmp>`` or ``<fingerprint>`` through as an HTML tag, which a browser
+    does not show; inside one it is shown as written.
+    """
+    parts = text.replace("|", "\\|").replace("\n", " ").split("`")
+    return "`".join(part if i % 2 else part.replace("<", "&lt;") for i, part in enumerate(parts))
 
 
 def render(outcomes: dict[str, tuple[str, str]]) -> str:
