@@ -192,6 +192,8 @@ COLUMNS["neighbour_negatives"] = COLUMNS["mapping"]
 COLUMNS["mixed_depth"] = COLUMNS["mapping"]
 # five networks in the ensemble against the default three (run_matching.py methods *_k5)
 COLUMNS["ensemble_size"] = COLUMNS["mapping"]
+# the reference's cell types kept out of the loss's negatives (benchmarks/prototypes/label_negatives.py)
+COLUMNS["label_negatives"] = COLUMNS["mapping"]
 # each cell's log depth as one more input column (run_matching.py methods *_depth*), joint and mapping
 COLUMNS["depth"] = COLUMNS["mapping"]
 # recipe_rna(scale=True): the genes scaled to unit variance and clipped before the PCA (preprocessing *_rna_scale)
@@ -256,6 +258,7 @@ METHOD_SUFFIX = {
     "neighbour_view": "preprocessing",
     "neighbour_negatives": "preprocessing",
     "mixed_depth": "preprocessing",
+    "label_negatives": "preprocessing",
 }
 DASH_MISSING = {"peers", "speed", "transfer"}
 # sets without cell types (every cell labelled alike): their cell-type mass is 1 by construction, shown as a dash
