@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 BENCH = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(BENCH)]
+sys.path[:0] = [str(BENCH), str(BENCH / "prototypes")]
+import neighbour_negatives as nn_negatives  # noqa: E402  (its minibatch reader and masked loss)
 import run_matching  # noqa: E402
 from _data import UNASSIGNED, load_split  # noqa: E402
 
@@ -39,10 +39,10 @@ import scmatch.model._fit as fit  # noqa: E402
 import scmatch.model.nn._losses as losses  # noqa: E402
 import scmatch.model.train._loop as loop  # noqa: E402
 
-_local = threading.local()  # the networks of an ensemble train in threads: each keeps its own labels and rows
+_local = threading.local()  # the networks of an ensemble train in threads: each keeps its own labels
 #: the reference pairs' cell types in the order of the fitted rows, and the labels that name no type
 _setting: dict = {"labels": None, "unassigned": ()}
-_read_batch, _info_nce, _fit_member = loop._batch, losses.info_nce, fit._fit_member
+_info_nce, _fit_member = losses.info_nce, fit._fit_member
 
 
 def _member(members, module, X1, X2, val_idx, train_idx, stop, **kw):
@@ -52,28 +52,16 @@ def _member(members, module, X1, X2, val_idx, train_idx, stop, **kw):
     return _fit_member(members, module, X1, X2, val_idx, train_idx, stop, **kw)
 
 
-def _batch(X, idx, device):
-    """The loop's minibatch reader, noting the rows of each step's first-modality read."""
-    if getattr(_local, "expect", "x1") == "x1":
-        _local.rows, _local.expect = np.asarray(idx), "x2"
-    else:
-        _local.expect = "x1"
-    return _read_batch(X, idx, device)
-
-
 def _masked_info_nce(sim: torch.Tensor, *, temperature: float = 0.1, weight: torch.Tensor | None = None):
     """InfoNCE with the pairs of the step's own cell types left out of each other's negatives."""
-    labels, rows = getattr(_local, "labels", None), getattr(_local, "rows", None)
-    if labels is None or rows is None or len(rows) != sim.shape[0]:
+    labels, rows = getattr(_local, "labels", None), getattr(nn_negatives._local, "rows", None)
+    if labels is None or rows is None or len(rows[1]) != sim.shape[0]:
         return _info_nce(sim, temperature=temperature, weight=weight)
-    _local.rows = None
-    types = labels[rows]
+    nn_negatives._local.rows = None
+    types = labels[np.asarray(rows[1])]
     same = (types[:, None] == types[None, :]) & ~np.isin(types, list(_setting["unassigned"]))[:, None]
     np.fill_diagonal(same, False)
-    logits = (sim / temperature).masked_fill(torch.as_tensor(same, device=sim.device), float("-inf"))
-    target = torch.arange(sim.shape[0], device=sim.device)
-    per_pair = F.cross_entropy(logits, target, reduction="none") + F.cross_entropy(logits.T, target, reduction="none")
-    return losses._weighted_mean(per_pair / 2, weight)
+    return nn_negatives.info_nce_without(sim, same, temperature=temperature, weight=weight)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -86,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=BENCH / "results" / "label_negatives")
     args = p.parse_args(argv)
     command = "python benchmarks/prototypes/label_negatives.py " + " ".join(argv)
-    loop._batch, losses.info_nce, fit._fit_member = _batch, _masked_info_nce, _member
+    loop._batch, losses.info_nce, fit._fit_member = nn_negatives._batch, _masked_info_nce, _member
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in args.datasets:
             split = load_split(dataset, preprocessing="joint")

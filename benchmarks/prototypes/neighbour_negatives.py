@@ -80,8 +80,13 @@ def _masked_info_nce(sim: torch.Tensor, *, temperature: float = 0.1, weight: tor
     X, idx = rows
     _local.rows = None
     at = torch.as_tensor(idx)
-    mask = neighbour_mask(X, _setting["fraction"])[at][:, at].to(sim.device)
-    logits = (sim / temperature).masked_fill(mask, float("-inf"))
+    mask = neighbour_mask(X, _setting["fraction"])[at][:, at]
+    return info_nce_without(sim, mask, temperature=temperature, weight=weight)
+
+
+def info_nce_without(sim: torch.Tensor, mask, *, temperature: float, weight: torch.Tensor | None) -> torch.Tensor:
+    """The package's bidirectional InfoNCE with the entries of ``mask`` (B x B, diagonal False) left out."""
+    logits = (sim / temperature).masked_fill(torch.as_tensor(mask, device=sim.device), float("-inf"))
     target = torch.arange(sim.shape[0], device=sim.device)
     per_pair = F.cross_entropy(logits, target, reduction="none") + F.cross_entropy(logits.T, target, reduction="none")
     return losses._weighted_mean(per_pair / 2, weight)
